@@ -1,0 +1,94 @@
+// Package parser turns recipe text (any Dockerfile) into a Plan: stages of
+// typed steps, the build arguments in scope, and the stage dependency
+// graph. It wraps BuildKit's Dockerfile parser and instructions package and
+// reports every problem as "FILE:LINE: message".
+package parser
+
+import (
+	"fmt"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// Location is a place in a recipe.
+type Location struct {
+	File string
+	Line int // 1-based; 0 when unknown
+}
+
+func (l Location) String() string {
+	if l.Line <= 0 {
+		return l.File
+	}
+	return fmt.Sprintf("%s:%d", l.File, l.Line)
+}
+
+// Error is a recipe problem at a location. Its message reads
+// "FILE:LINE: message".
+type Error struct {
+	Loc Location
+	Msg string
+	Err error // underlying cause, may be nil
+}
+
+func (e *Error) Error() string { return e.Loc.String() + ": " + e.Msg }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Options control parsing.
+type Options struct {
+	File      string            // recipe name used in locations
+	BuildArgs map[string]string // --build-arg values
+	Target    string            // stage name or index to build; "" = last stage
+	Platform  string            // build and target platform "os/arch[/variant]"; "" = host
+}
+
+// Plan is a parsed recipe.
+type Plan struct {
+	File string
+	// Stages holds every stage in recipe order; Stages[i].Index == i.
+	Stages []*Stage
+	// Target is the index of the stage to build.
+	Target int
+	// Needed[i] reports whether stage i is needed to build Target.
+	Needed []bool
+	// GlobalArgs are the ARGs declared before the first FROM, with build
+	// args applied, plus the automatic platform args (TARGETPLATFORM,
+	// TARGETOS, TARGETARCH, TARGETVARIANT, BUILDPLATFORM, BUILDOS,
+	// BUILDARCH, BUILDVARIANT).
+	GlobalArgs map[string]string
+	// BuildArgs are the --build-arg values as given.
+	BuildArgs map[string]string
+
+	escape rune
+}
+
+// Stage is one FROM section.
+type Stage struct {
+	Index int
+	Name  string // lower-cased AS name, "" when unnamed
+	// From is the FROM reference with global ARGs expanded: "scratch", an
+	// image reference (possibly "oci-archive:PATH"/"docker-archive:PATH"),
+	// or the name/index of an earlier stage (then FromStage >= 0).
+	From      string
+	FromStage int // index of the base stage, -1 otherwise
+	Platform  string
+	Loc       Location
+	Steps     []*Step
+	// Deps lists the indices of earlier stages this stage reads (its base
+	// and every COPY --from / RUN --mount from= stage), sorted, unique.
+	Deps []int
+}
+
+// Step is one instruction of a stage.
+type Step struct {
+	Loc  Location
+	Text string // the instruction as written (continuation lines joined)
+	// Command is the parsed BuildKit command, with variables NOT yet
+	// expanded; use Plan.Expand to get an expanded copy.
+	Command instructions.Command
+	// FromStage is, for COPY --from= and RUN --mount from= referring to a
+	// stage, that stage's index; -1 otherwise.
+	FromStage int
+	// FromImage is, for COPY --from= referring to an image, its reference.
+	FromImage string
+}

@@ -1,0 +1,98 @@
+// Package snapshot provides copy-on-write filesystem snapshots (overlayfs
+// and plain copy), and the conversion between a committed snapshot and an
+// OCI layer tar (Diff) and back (Apply).
+//
+// The Snapshotter vocabulary follows containerd's: an *active* snapshot is
+// writable and addressed by a key; Commit turns it into a *committed*
+// snapshot addressed by a name, which can be the parent of further
+// snapshots; a *view* is a read-only active snapshot.
+//
+// Lifecycle of one build step:
+//
+//	mounts, err := sn.Prepare(ctx, "active-1", "base")   // writable, on top of committed "base"
+//	err = snapshot.MountAll(mounts, dir)                 // caller mounts (or hands mounts to a container)
+//	... change files under dir ...
+//	err = snapshot.Unmount(dir)
+//	err = sn.Commit(ctx, "step-1", "active-1")            // "active-1" is gone, "step-1" is committed
+//	err = sn.Diff(ctx, "step-1", w)                      // tar of what "step-1" changed over "base"
+//	err = sn.Remove(ctx, "step-1")                        // once nothing builds on it any more
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Kind says what state a snapshot is in.
+type Kind int
+
+const (
+	KindUnknown Kind = iota
+	KindView
+	KindActive
+	KindCommitted
+)
+
+// Errors returned by Snapshotter methods, for errors.Is.
+var (
+	ErrNotFound = errors.New("snapshot not found")
+	ErrExists   = errors.New("snapshot already exists")
+	// ErrUnsafeLayer marks a layer entry that would reach outside the root.
+	ErrUnsafeLayer = errors.New("unsafe layer entry")
+)
+
+// Info describes a snapshot.
+type Info struct {
+	Name   string // key of an active snapshot or name of a committed one
+	Parent string // committed parent name, "" for a root snapshot
+	Kind   Kind
+}
+
+// Mount is one filesystem mount that, applied at a target directory, shows
+// the contents of a snapshot. Type "bind" with Source a directory is what a
+// plain-copy snapshot returns; "overlay" is what the overlay one returns.
+type Mount struct {
+	Type    string
+	Source  string
+	Options []string
+}
+
+// Snapshotter manages snapshots under one directory. Implementations are
+// safe for concurrent use by several goroutines and several processes that
+// share the directory.
+type Snapshotter interface {
+	// Prepare creates a writable snapshot key on top of the committed
+	// snapshot parent ("" for an empty one) and returns its mounts.
+	Prepare(ctx context.Context, key, parent string) ([]Mount, error)
+	// View is Prepare for a read-only snapshot.
+	View(ctx context.Context, key, parent string) ([]Mount, error)
+	// Mounts returns the mounts of an active snapshot or view.
+	Mounts(ctx context.Context, key string) ([]Mount, error)
+	// Commit turns the active snapshot key into the committed snapshot name.
+	Commit(ctx context.Context, name, key string) error
+	// Stat describes a snapshot.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Remove deletes a snapshot that no other snapshot has as parent.
+	Remove(ctx context.Context, key string) error
+	// Diff writes an uncompressed OCI layer tar of the changes the
+	// committed snapshot name makes over its parent: sorted entries,
+	// deletions as ".wh." whiteouts, replaced directories as opaque.
+	Diff(ctx context.Context, name string, w io.Writer, opts DiffOptions) error
+	// Apply unpacks an uncompressed OCI layer tar onto the active snapshot
+	// key, honoring whiteouts; entries that would escape the snapshot are
+	// rejected with an error wrapping ErrUnsafeLayer.
+	Apply(ctx context.Context, key string, r io.Reader) error
+	// Close releases resources.
+	Close() error
+}
+
+// DiffOptions tune Diff.
+type DiffOptions struct {
+	// Epoch, when non-nil, clamps every mtime in the layer to at most
+	// *Epoch seconds (SOURCE_DATE_EPOCH).
+	Epoch *int64
+	// Exclude lists paths (absolute, inside the snapshot) that never go
+	// into a layer, e.g. mount points the runtime created.
+	Exclude []string
+}
