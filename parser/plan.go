@@ -1,13 +1,10 @@
-// Package parser turns recipe text (any Dockerfile) into a Plan: stages of
-// typed steps, the build arguments in scope, and the stage dependency
-// graph. It wraps BuildKit's Dockerfile parser and instructions package and
-// reports every problem as "FILE:LINE: message".
 package parser
 
 import (
 	"fmt"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
 // Location is a place in a recipe.
@@ -58,6 +55,9 @@ type Plan struct {
 	GlobalArgs map[string]string
 	// BuildArgs are the --build-arg values as given.
 	BuildArgs map[string]string
+	// Warnings are non-fatal findings ("FILE:LINE: message"), such as
+	// empty continuation lines.
+	Warnings []string
 
 	escape rune
 }
@@ -91,4 +91,6 @@ type Step struct {
 	FromStage int
 	// FromImage is, for COPY --from= referring to an image, its reference.
 	FromImage string
+
+	node *parser.Node // the instruction's AST node, re-parsed by Expand
 }

@@ -1,0 +1,146 @@
+package parser
+
+import (
+	"fmt"
+	goruntime "runtime"
+	"sort"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// platform is an "os/arch[/variant]" triple.
+type platform struct {
+	os, arch, variant string
+}
+
+func (p platform) String() string {
+	if p.variant == "" {
+		return p.os + "/" + p.arch
+	}
+	return p.os + "/" + p.arch + "/" + p.variant
+}
+
+// hostPlatform is the platform lading runs on.
+func hostPlatform() platform {
+	p, err := parsePlatform(goruntime.GOOS + "/" + goruntime.GOARCH)
+	if err != nil {
+		return platform{os: goruntime.GOOS, arch: goruntime.GOARCH}
+	}
+	return p
+}
+
+// parsePlatform parses and normalizes "os/arch[/variant]" the way OCI
+// tools spell it: x86_64 is amd64, aarch64 is arm64, arm defaults to v7 and
+// arm64 drops v8.
+func parsePlatform(s string) (platform, error) {
+	parts := strings.Split(strings.ToLower(strings.TrimSpace(s)), "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
+	}
+	for _, part := range parts {
+		if part == "" || strings.ContainsAny(part, " \t$") {
+			return platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
+		}
+	}
+	p := platform{os: parts[0], arch: parts[1]}
+	if len(parts) == 3 {
+		p.variant = parts[2]
+	}
+	switch p.arch {
+	case "x86_64", "x86-64":
+		p.arch = "amd64"
+	case "aarch64":
+		p.arch = "arm64"
+	case "armhf":
+		p.arch, p.variant = "arm", "v7"
+	case "armel":
+		p.arch, p.variant = "arm", "v6"
+	case "i386", "i686":
+		p.arch = "386"
+	}
+	switch {
+	case p.arch == "arm64" && p.variant == "v8":
+		p.variant = ""
+	case p.arch == "arm" && p.variant == "":
+		p.variant = "v7"
+	}
+	return p, nil
+}
+
+// platformArgs returns the automatic platform ARGs for build platform b
+// and target platform t.
+func platformArgs(b, t platform) map[string]string {
+	return map[string]string{
+		"BUILDPLATFORM":  b.String(),
+		"BUILDOS":        b.os,
+		"BUILDARCH":      b.arch,
+		"BUILDVARIANT":   b.variant,
+		"TARGETPLATFORM": t.String(),
+		"TARGETOS":       t.os,
+		"TARGETARCH":     t.arch,
+		"TARGETVARIANT":  t.variant,
+	}
+}
+
+// envGetter returns m as a shell environment.
+func envGetter(m map[string]string) shell.EnvGetter {
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return shell.EnvsFromSlice(env)
+}
+
+// globalArgs computes the meta ARGs declared before the first FROM, in
+// order: a --build-arg value wins, else the default expanded with the ARGs
+// before it; an ARG with neither stays undefined (or keeps its automatic
+// platform value).
+func globalArgs(metas []*argNode, plat platform, buildArgs map[string]string, file string, escape rune) (map[string]string, error) {
+	args := platformArgs(plat, plat)
+	lex := shell.NewLex(escape)
+	for _, m := range metas {
+		for _, kv := range m.cmd.Args {
+			if v, ok := buildArgs[kv.Key]; ok {
+				args[kv.Key] = v
+				continue
+			}
+			if kv.Value == nil {
+				continue
+			}
+			v, _, err := lex.ProcessWord(*kv.Value, envGetter(args))
+			if err != nil {
+				return nil, errorf(Location{File: file, Line: m.line}, "expanding ARG %s: %w", kv.Key, err)
+			}
+			args[kv.Key] = v
+		}
+	}
+	return args, nil
+}
+
+// argNode is an ARG instruction with its line.
+type argNode struct {
+	cmd  *instructions.ArgCommand
+	line int
+}
+
+// resolveArg applies Docker's rule for an ARG inside a stage: a
+// --build-arg value wins; an ARG without default takes the global ARG of
+// that name, if any; a default is expanded with env. ok is false when the
+// ARG stays without value.
+func (p *Plan) resolveArg(kv instructions.KeyValuePairOptional, lex *shell.Lex, env shell.EnvGetter) (value string, ok bool, err error) {
+	if v, ok := p.BuildArgs[kv.Key]; ok {
+		return v, true, nil
+	}
+	if kv.Value == nil {
+		v, ok := p.GlobalArgs[kv.Key]
+		return v, ok, nil
+	}
+	v, _, err := lex.ProcessWord(*kv.Value, env)
+	if err != nil {
+		return "", false, err
+	}
+	return v, true, nil
+}

@@ -1,0 +1,111 @@
+package parser
+
+import (
+	"fmt"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// Expand returns a fresh copy of s.Command with variables expanded from
+// env, a "KEY=VALUE" list in which later entries win (the image config Env
+// followed by the ARGs in scope). The Plan and s are not modified.
+//
+// Expansion follows Docker: the words of ADD, COPY, ENV, LABEL, WORKDIR,
+// USER, VOLUME, STOPSIGNAL and EXPOSE and the --mount options of RUN are
+// expanded; the command text of RUN, CMD and ENTRYPOINT is not (the shell
+// does that); heredoc contents are expanded unless the delimiter is quoted.
+// For ARG, each value is resolved by Docker's rule: the --build-arg value,
+// else the global ARG of the same name when no default is given, else the
+// default expanded with env; a Value left nil means the ARG has no value.
+func (p *Plan) Expand(s *Step, env []string) (instructions.Command, error) {
+	cmd, err := s.reparse()
+	if err != nil {
+		return nil, errorAt(s.Loc.File, s.Loc.Line, err)
+	}
+	envs := shell.EnvsFromSlice(env)
+	if err := p.expandCommand(cmd, envs); err != nil {
+		return nil, errorf(s.Loc, "%s: %w", s.Text, err)
+	}
+	return cmd, nil
+}
+
+// ExpandWord expands the variables in word from env, a "KEY=VALUE" list in
+// which later entries win, with the recipe's escape character.
+func (p *Plan) ExpandWord(word string, env []string) (string, error) {
+	v, _, err := shell.NewLex(p.escapeToken()).ProcessWord(word, shell.EnvsFromSlice(env))
+	if err != nil {
+		return "", fmt.Errorf("expanding %q: %w", word, err)
+	}
+	return v, nil
+}
+
+// escapeToken returns the recipe's escape character.
+func (p *Plan) escapeToken() rune {
+	if p.escape == 0 {
+		return '\\'
+	}
+	return p.escape
+}
+
+// reparse parses the step's node again, giving a Command that shares no
+// memory with s.Command.
+func (s *Step) reparse() (instructions.Command, error) {
+	if s.node == nil {
+		return nil, fmt.Errorf("step %q was not produced by the parser", s.Text)
+	}
+	return instructions.ParseCommand(s.node)
+}
+
+// expandCommand expands cmd in place.
+func (p *Plan) expandCommand(cmd instructions.Command, env shell.EnvGetter) error {
+	lex := shell.NewLex(p.escapeToken())
+	word := func(w string) (string, error) {
+		v, _, err := lex.ProcessWord(w, env)
+		return v, err
+	}
+	switch c := cmd.(type) {
+	case *instructions.ArgCommand:
+		return p.expandArg(c, lex, env)
+	case *instructions.ExposeCommand:
+		var ports []string
+		for _, port := range c.Ports {
+			words, err := lex.ProcessWords(port, env)
+			if err != nil {
+				return err
+			}
+			ports = append(ports, words...)
+		}
+		c.Ports = ports
+	default:
+		if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+			if err := ex.Expand(word); err != nil {
+				return err
+			}
+		}
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		raw := shell.NewLex('\\')
+		raw.SkipProcessQuotes = true
+		return ex.ExpandRaw(func(w string) (string, error) {
+			v, _, err := raw.ProcessWord(w, env)
+			return v, err
+		})
+	}
+	return nil
+}
+
+// expandArg resolves the values of an ARG instruction in place.
+func (p *Plan) expandArg(c *instructions.ArgCommand, lex *shell.Lex, env shell.EnvGetter) error {
+	for i, kv := range c.Args {
+		v, ok, err := p.resolveArg(kv, lex, env)
+		if err != nil {
+			return err
+		}
+		c.Args[i].Value = nil
+		if ok {
+			c.Args[i].Value = &v
+		}
+	}
+	return nil
+}
