@@ -1,0 +1,183 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// waitDelay bounds how long Run waits for the output streams once the
+// container's init has exited (all its processes are dead by then).
+const waitDelay = 5 * time.Second
+
+// Run runs spec.Args in a new container and waits for it. It returns an
+// *ExitError when the command exits non-zero or is killed, an error
+// starting with "setting up container: " when the container could not be
+// set up, and ctx.Err() when ctx ends first (the container is killed).
+// Nothing it created is left behind: processes, mounts, cgroups and the
+// mount points it had to create in the rootfs.
+func Run(ctx context.Context, spec Spec) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := newConfig(spec)
+	if err != nil {
+		return fmt.Errorf("invalid container spec: %w", err)
+	}
+	exe, err := sealedExe()
+	if err != nil {
+		return fmt.Errorf("preparing container init: %w", err)
+	}
+	st, err := prepareMountpoints(c.Rootfs)
+	defer func() { err = joinCleanup(err, st.remove()) }()
+	if err != nil {
+		return fmt.Errorf("preparing rootfs: %w", err)
+	}
+	c.Skip = st.skipped
+	cg, err := newCgroup(spec.Limits)
+	if err != nil {
+		return fmt.Errorf("creating cgroup: %w", err)
+	}
+	if cg != nil {
+		defer func() { err = joinCleanup(err, cg.remove()) }()
+	}
+	return run(ctx, c, spec, exe, cg)
+}
+
+// joinCleanup adds a cleanup error to the result of Run.
+func joinCleanup(err, cleanup error) error {
+	if cleanup == nil {
+		return err
+	}
+	cleanup = fmt.Errorf("cleaning up container: %w", cleanup)
+	if err == nil {
+		return cleanup
+	}
+	return errors.Join(err, cleanup)
+}
+
+func cloneFlags(network string) uintptr {
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if network == NetworkNone {
+		flags |= unix.CLONE_NEWNET
+	}
+	return flags
+}
+
+// run starts the init, feeds it the config, and waits for it.
+func run(ctx context.Context, c *config, spec Spec, exe *os.File, cg *cgroup) error {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("starting container: %w", err)
+	}
+	defer cfgW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return fmt.Errorf("starting container: %w", err)
+	}
+	defer errR.Close()
+	cmd := initCmd(c, spec, exe, cfgR, errW)
+	err = cmd.Start()
+	cfgR.Close()
+	errW.Close()
+	if err != nil {
+		return fmt.Errorf("starting container: %w", err)
+	}
+	var killed atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		killed.Store(true)
+		cmd.Process.Kill()
+	})
+	setupErr := feed(cmd.Process.Pid, c, cg, cfgW, errR)
+	if setupErr != nil {
+		cmd.Process.Kill()
+	}
+	waitErr := cmd.Wait()
+	stop()
+	switch {
+	case killed.Load():
+		return ctx.Err()
+	case setupErr != nil:
+		return fmt.Errorf("setting up container: %w", setupErr)
+	}
+	return exitError(cmd, waitErr)
+}
+
+// initCmd is the command that starts the container init in its new
+// namespaces, with the config pipe as fd 3 and the error pipe as fd 4.
+func initCmd(c *config, spec Spec, exe, cfgR, errW *os.File) *exec.Cmd {
+	return &exec.Cmd{
+		Path: exePath(exe),
+		Args: []string{initName},
+		// The init is single-threaded work and allocates little.
+		Env:        []string{initEnv + "=" + initValue, "GOMAXPROCS=1", "GOGC=off"},
+		Stdout:     spec.Stdout,
+		Stderr:     spec.Stderr,
+		ExtraFiles: []*os.File{cfgR, errW},
+		WaitDelay:  waitDelay,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: cloneFlags(c.Network),
+			// Should lading die, its containers die with it. (The
+			// signal follows the thread that forked; Go keeps threads
+			// alive unless a goroutine exits while locked to one.)
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+}
+
+// feed puts the init into its cgroup, sends it the config and returns
+// the error it reports, if any, once it has executed the command.
+func feed(pid int, c *config, cg *cgroup, cfgW, errR *os.File) error {
+	if cg != nil {
+		if err := cg.add(pid); err != nil {
+			return err
+		}
+	}
+	// A write error means the init died; its wait status tells why.
+	json.NewEncoder(cfgW).Encode(c)
+	cfgW.Close()
+	msg, err := io.ReadAll(errR)
+	if err != nil {
+		return fmt.Errorf("reading init status: %w", err)
+	}
+	if len(msg) == 0 {
+		return nil
+	}
+	var e setupError
+	if err := json.Unmarshal(msg, &e); err != nil {
+		return fmt.Errorf("bad init status %q: %w", msg, err)
+	}
+	return &e
+}
+
+// exitError turns the init's wait status into Run's result.
+func exitError(cmd *exec.Cmd, waitErr error) error {
+	if cmd.ProcessState == nil {
+		return fmt.Errorf("waiting for container: %w", waitErr)
+	}
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		return fmt.Errorf("waiting for container: %w", waitErr)
+	}
+	switch {
+	case ws.Signaled():
+		sig := int(ws.Signal())
+		return &ExitError{Code: 128 + sig, Signal: sig}
+	case ws.ExitStatus() != 0:
+		return &ExitError{Code: ws.ExitStatus()}
+	case waitErr != nil:
+		// exited 0, but the output could not be copied
+		return fmt.Errorf("copying container output: %w", waitErr)
+	}
+	return nil
+}
