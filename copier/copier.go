@@ -1,0 +1,391 @@
+package copier
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/patternmatcher"
+	"golang.org/x/sys/unix"
+)
+
+// Request describes one COPY or ADD.
+type Request struct {
+	SrcRoot string   // directory sources are relative to; nothing outside it is read
+	Sources []string // paths or filepath.Match patterns relative to SrcRoot; with Add also http(s) URLs
+	Dest    string   // destination as written; a relative one is relative to Workdir
+	Workdir string   // the stage's WORKDIR, absolute; "" means "/"
+	// DestRoot is the root filesystem written into; every write is resolved
+	// inside it.
+	DestRoot string
+	// Ignore holds the .dockerignore patterns of the context (nil = none).
+	Ignore *patternmatcher.PatternMatcher
+	// Chown is the --chown value, resolved against DestRoot's /etc/passwd
+	// and /etc/group; "" means root, or the source owner with KeepOwner.
+	Chown string
+	// KeepOwner keeps the source uid and gid when Chown is "" (COPY --from).
+	KeepOwner bool
+	// Chmod is the --chmod value, octal, applied to copied files and
+	// directories (not to symlinks, nor to created parent directories).
+	Chmod string
+	// Add selects ADD semantics: local tar archives are extracted, URLs
+	// downloaded.
+	Add bool
+	// Checksum ("sha256:<hex>", also sha384 and sha512) is verified against
+	// each URL download and each local file source before anything is written.
+	Checksum string
+	// Epoch, when set, is the mtime of downloaded files (in seconds);
+	// otherwise their Last-Modified header is used.
+	Epoch *int64
+	// HTTPClient downloads URLs; nil means a default client with a timeout.
+	HTTPClient *http.Client
+}
+
+// op is a Request being carried out.
+type op struct {
+	req      Request
+	dest     string // clean absolute destination
+	dirDest  bool   // the destination is a directory
+	chown    *owner // nil without --chown
+	created  owner  // owner of directories created for the destination
+	chmod    *uint32
+	checksum *checksum
+	dst      *tree
+	links    map[[2]uint64]linkRef // hard links: source dev and inode to first copy
+}
+
+// linkRef locates the first copy of a hard-linked file.
+type linkRef struct{ dir, name string }
+
+// Copy carries out req: it selects the sources, then writes them into
+// req.DestRoot.
+func Copy(ctx context.Context, req Request) (err error) {
+	o, err := newOp(req)
+	if err != nil {
+		return err
+	}
+	srcs, err := Select(req)
+	if err != nil {
+		return err
+	}
+	if o.checksum != nil {
+		for _, s := range srcs {
+			if err := o.verifyLocal(s); err != nil {
+				return err
+			}
+		}
+	}
+	if o.dst, err = openTree(req.DestRoot); err != nil {
+		return err
+	}
+	defer o.dst.close()
+	if !o.dirDest {
+		o.dirDest = o.dst.isDir(o.dest)
+	}
+	if srcs[len(srcs)-1].Match > 0 && !o.dirDest {
+		return ErrMultipleSources
+	}
+	for len(srcs) > 0 {
+		n := 1
+		for n < len(srcs) && srcs[n].Match == srcs[0].Match {
+			n++
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := o.copyMatch(ctx, srcs[:n]); err != nil {
+			return err
+		}
+		srcs = srcs[n:]
+	}
+	return nil
+}
+
+func newOp(req Request) (*op, error) {
+	if req.Workdir == "" {
+		req.Workdir = "/"
+	}
+	o := &op{req: req, links: map[[2]uint64]linkRef{}}
+	d := req.Dest
+	o.dest = path.Clean(path.Join("/", req.Workdir, d))
+	if path.IsAbs(d) {
+		o.dest = path.Clean(d)
+	}
+	base := path.Base(d)
+	o.dirDest = d == "" || strings.HasSuffix(d, "/") || base == "." || base == ".."
+	if req.Chown != "" {
+		u, err := LookupUser(req.DestRoot, req.Chown)
+		if err != nil {
+			return nil, fmt.Errorf("resolving --chown=%s: %w", req.Chown, err)
+		}
+		o.chown = &owner{u.UID, u.GID}
+		o.created = *o.chown
+	}
+	if req.Chmod != "" {
+		m, err := ParseChmod(req.Chmod)
+		if err != nil {
+			return nil, err
+		}
+		o.chmod = &m
+	}
+	if req.Checksum != "" {
+		c, err := parseChecksum(req.Checksum)
+		if err != nil {
+			return nil, err
+		}
+		o.checksum = c
+	}
+	return o, nil
+}
+
+// ParseChmod parses a --chmod value; only octal modes are supported.
+func ParseChmod(s string) (uint32, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o7777 {
+		return 0, fmt.Errorf("invalid --chmod=%s: only octal modes up to 7777 are supported", s)
+	}
+	return uint32(m), nil
+}
+
+// copyMatch copies one match: its first entry, then its walk if any.
+func (o *op) copyMatch(ctx context.Context, srcs []Source) error {
+	top := srcs[0]
+	switch {
+	case top.URL != "":
+		return o.addURL(ctx, top.URL)
+	case top.Info.IsDir():
+		dir, err := o.dst.mkdirAll(o.dest, o.created)
+		if err != nil {
+			return err
+		}
+		return o.copyTree(ctx, dir, srcs[1:])
+	}
+	f, err := openSource(top)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if o.req.Add && top.Info.Mode().IsRegular() {
+		done, err := o.extractLocal(ctx, f, top)
+		if done || err != nil {
+			return err
+		}
+	}
+	target := o.dest
+	if o.dirDest {
+		target = path.Join(o.dest, top.Name)
+	}
+	dir, err := o.dst.mkdirAll(path.Dir(target), o.created)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if err := o.copyEntry(dir, path.Dir(target), path.Base(target), top, f); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", top.Rel, target, err)
+	}
+	return nil
+}
+
+// openSource opens a regular file source without following a symlink
+// (Select already resolved a match inside SrcRoot); others give nil.
+func openSource(s Source) (*os.File, error) {
+	if !s.Info.Mode().IsRegular() {
+		return nil, nil
+	}
+	f, err := os.OpenFile(s.Path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening source %s: %w", s.Rel, err)
+	}
+	return f, nil
+}
+
+// frame is a directory being copied: open, with metadata to set when done.
+type frame struct {
+	sub string
+	dir *os.File
+	m   *meta // nil for the destination directory itself, left as it was
+}
+
+// copyTree copies the walk below a directory match into dir, which it closes.
+func (o *op) copyTree(ctx context.Context, dir *os.File, srcs []Source) (err error) {
+	stack := []frame{{dir: dir}}
+	pop := func() error {
+		f := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		var err error
+		if f.m != nil {
+			err = finishDir(f.dir, *f.m)
+		}
+		if cerr := f.dir.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("copying to %s: %w", path.Join(o.dest, f.sub), err)
+		}
+		return nil
+	}
+	defer func() {
+		for len(stack) > 0 {
+			if perr := pop(); err == nil {
+				err = perr
+			}
+		}
+	}()
+	for _, s := range srcs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		parent := path.Dir(s.Sub)
+		if parent == "." {
+			parent = ""
+		}
+		for stack[len(stack)-1].sub != parent {
+			if err := pop(); err != nil {
+				return err
+			}
+		}
+		d := stack[len(stack)-1].dir
+		name := path.Base(s.Sub)
+		target := path.Join(o.dest, s.Sub)
+		if s.Info.IsDir() {
+			m, err := o.meta(s)
+			if err != nil {
+				return err
+			}
+			sub, err := makeDir(d, name, m, false)
+			if err != nil {
+				return fmt.Errorf("copying %s to %s: %w", s.Rel, target, err)
+			}
+			stack = append(stack, frame{sub: s.Sub, dir: sub, m: &m})
+			continue
+		}
+		f, err := openSource(s)
+		if err != nil {
+			return err
+		}
+		err = o.copyEntry(d, path.Dir(target), name, s, f)
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("copying %s to %s: %w", s.Rel, target, err)
+		}
+	}
+	return nil
+}
+
+// copyEntry writes the non-directory s as name in dir (at dirPath in the
+// destination); f is s opened when it is a regular file.
+func (o *op) copyEntry(dir *os.File, dirPath, name string, s Source, f *os.File) error {
+	m, err := o.meta(s)
+	if err != nil {
+		return err
+	}
+	st := s.Info.Sys().(*syscall.Stat_t)
+	mode := s.Info.Mode()
+	switch {
+	case mode.IsRegular():
+		if st.Nlink > 1 {
+			key := [2]uint64{st.Dev, st.Ino}
+			if ref, ok := o.links[key]; ok {
+				old, err := o.dst.openDir(ref.dir)
+				if err != nil {
+					return err
+				}
+				defer old.Close()
+				return makeLink(old, ref.name, dir, name)
+			}
+			o.links[key] = linkRef{dirPath, name}
+		}
+		return writeFile(dir, name, f, m)
+	case mode&fs.ModeSymlink != 0:
+		target, err := os.Readlink(s.Path)
+		if err != nil {
+			return err
+		}
+		return makeSymlink(dir, name, target, m)
+	case mode&fs.ModeNamedPipe != 0:
+		return makeNode(dir, name, unix.S_IFIFO, 0, m)
+	case mode&fs.ModeDevice != 0:
+		typ := uint32(unix.S_IFBLK)
+		if mode&fs.ModeCharDevice != 0 {
+			typ = unix.S_IFCHR
+		}
+		return makeNode(dir, name, typ, st.Rdev, m)
+	}
+	return nil // sockets and other special files are skipped
+}
+
+// meta is the metadata a source entry is copied with.
+func (o *op) meta(s Source) (meta, error) {
+	st := s.Info.Sys().(*syscall.Stat_t)
+	m := meta{
+		mode:  st.Mode & 0o7777,
+		mtime: time.Unix(st.Mtim.Unix()),
+	}
+	switch {
+	case o.chown != nil:
+		m.owner = *o.chown
+	case o.req.KeepOwner:
+		m.owner = owner{int(st.Uid), int(st.Gid)}
+	}
+	if s.Info.Mode()&fs.ModeSymlink != 0 {
+		return m, nil
+	}
+	if o.chmod != nil {
+		m.mode = *o.chmod
+	}
+	if s.Info.Mode().IsRegular() || s.Info.IsDir() {
+		xs, err := readXattrs(s.Path)
+		if err != nil {
+			return m, fmt.Errorf("reading xattrs of %s: %w", s.Rel, err)
+		}
+		m.xattrs = xs
+	}
+	return m, nil
+}
+
+// readXattrs lists the extended attributes of p (not following a symlink).
+func readXattrs(p string) ([]xattr, error) {
+	buf := make([]byte, 1024)
+	n, err := unix.Llistxattr(p, buf)
+	if err == unix.ERANGE {
+		if n, err = unix.Llistxattr(p, nil); err == nil {
+			buf = make([]byte, n)
+			n, err = unix.Llistxattr(p, buf)
+		}
+	}
+	if err == unix.ENOTSUP {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []xattr
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if name == "" {
+			continue
+		}
+		sz, err := unix.Lgetxattr(p, name, nil)
+		if err == unix.ENODATA {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		v := make([]byte, sz)
+		sz, err = unix.Lgetxattr(p, name, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, xattr{name, v[:sz]})
+	}
+	return out, nil
+}

@@ -1,0 +1,178 @@
+package copier
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newServer(t *testing.T) *httptest.Server {
+	lastMod := time.Unix(1e9, 0).UTC().Format(http.TimeFormat)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/files/app.bin", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", lastMod)
+		fmt.Fprint(w, "payload")
+	})
+	mux.HandleFunc("/archive.tar", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(makeTar(t, te{name: "in", typ: '0', body: "x"}))
+	})
+	mux.HandleFunc("/download", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Disposition", `attachment; filename="../named.txt"`)
+		fmt.Fprint(w, "cd")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			fmt.Fprint(w, "root")
+			return
+		}
+		http.NotFound(w, r)
+	})
+	srv := httptest.NewServer(mux) // on 127.0.0.1
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestAddURL(t *testing.T) {
+	srv := newServer(t)
+	sum := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("payload")))
+	epoch := int64(1234567890)
+	tests := []struct {
+		name      string
+		req       Request
+		want      []string
+		wantMtime int64
+		errText   string
+		wantErr   error
+	}{
+		{
+			name:      "into dir",
+			req:       Request{Sources: []string{srv.URL + "/files/app.bin"}, Dest: "/dl/"},
+			want:      []string{"dl d 0755 0:0", `dl/app.bin f 0600 0:0 "payload"`},
+			wantMtime: 1e9,
+		},
+		{
+			name: "as file, chown, chmod",
+			req:  Request{Sources: []string{srv.URL + "/files/app.bin"}, Dest: "/dl/x", Chown: "5:6", Chmod: "755"},
+			want: []string{"dl d 0755 5:6", `dl/x f 0755 5:6 "payload"`},
+		},
+		{
+			name:      "epoch",
+			req:       Request{Sources: []string{srv.URL + "/files/app.bin"}, Dest: "/x", Epoch: &epoch},
+			want:      []string{`x f 0600 0:0 "payload"`},
+			wantMtime: epoch,
+		},
+		{
+			name: "checksum ok",
+			req:  Request{Sources: []string{srv.URL + "/files/app.bin"}, Dest: "/x", Checksum: sum},
+			want: []string{`x f 0600 0:0 "payload"`},
+		},
+		{
+			name:    "checksum mismatch writes nothing",
+			req:     Request{Sources: []string{srv.URL + "/files/app.bin"}, Dest: "/dl/x", Checksum: "sha256:" + strings.Repeat("0", 64)},
+			wantErr: ErrChecksum,
+		},
+		{
+			name:    "bad checksum",
+			req:     Request{Sources: []string{srv.URL + "/files/app.bin"}, Dest: "/dl/x", Checksum: "md5:00"},
+			errText: "invalid --checksum",
+		},
+		{
+			name:    "http error names url and status",
+			req:     Request{Sources: []string{srv.URL + "/missing"}, Dest: "/dl/"},
+			errText: srv.URL + "/missing: 404 Not Found",
+		},
+		{
+			name: "archive not extracted",
+			req:  Request{Sources: []string{srv.URL + "/archive.tar"}, Dest: "/dl/"},
+		},
+		{
+			name: "content-disposition name",
+			req:  Request{Sources: []string{srv.URL + "/download"}, Dest: "/dl/"},
+			want: []string{"dl d 0755 0:0", `dl/named.txt f 0600 0:0 "cd"`},
+		},
+		{
+			name: "no name in url",
+			req:  Request{Sources: []string{srv.URL + "/"}, Dest: "/dl/"},
+			want: []string{"dl d 0755 0:0", `dl/index f 0600 0:0 "root"`},
+		},
+		{
+			name: "url and local file",
+			req:  Request{Sources: []string{srv.URL + "/files/app.bin", "local"}, Dest: "/dl/"},
+			want: []string{"dl d 0755 0:0", `dl/app.bin f 0600 0:0 "payload"`, `dl/local f 0644 0:0 "l"`},
+		},
+		{
+			name:    "local checksum mismatch",
+			req:     Request{Sources: []string{"local"}, Dest: "/dl/", Checksum: sum},
+			wantErr: ErrChecksum,
+		},
+		{
+			name: "local checksum ok",
+			req:  Request{Sources: []string{"local"}, Dest: "/dl/", Checksum: fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("l")))},
+			want: []string{"dl d 0755 0:0", `dl/local f 0644 0:0 "l"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, dst := t.TempDir(), t.TempDir()
+			build(t, src, "f local l")
+			req := tt.req
+			req.SrcRoot, req.DestRoot, req.Add = src, dst, true
+			err := Copy(context.Background(), req)
+			if tt.wantErr != nil || tt.errText != "" {
+				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.errText) {
+					t.Fatalf("err = %v, want %v %q", err, tt.wantErr, tt.errText)
+				}
+				if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+					t.Errorf("wrote %v", ents)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.name == "archive not extracted" {
+				fi, err := os.Stat(filepath.Join(dst, "dl/archive.tar"))
+				if err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("archive.tar: %v", err)
+				}
+				return
+			}
+			if d := diffLines(listTree(t, dst), normalize(tt.want)); d != "" {
+				t.Errorf("tree differs:%s", d)
+			}
+			if tt.wantMtime != 0 {
+				p := strings.Fields(tt.want[len(tt.want)-1])[0]
+				fi, _ := os.Stat(filepath.Join(dst, p))
+				if fi.ModTime().Unix() != tt.wantMtime {
+					t.Errorf("mtime %d, want %d", fi.ModTime().Unix(), tt.wantMtime)
+				}
+			}
+		})
+	}
+}
+
+func TestAddURLCanceled(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(block)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := Copy(ctx, Request{SrcRoot: t.TempDir(), DestRoot: t.TempDir(), Sources: []string{srv.URL + "/x"}, Dest: "/x", Add: true})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+}
