@@ -1,21 +1,3 @@
-// Package snapshot provides copy-on-write filesystem snapshots (overlayfs
-// and plain copy), and the conversion between a committed snapshot and an
-// OCI layer tar (Diff) and back (Apply).
-//
-// The Snapshotter vocabulary follows containerd's: an *active* snapshot is
-// writable and addressed by a key; Commit turns it into a *committed*
-// snapshot addressed by a name, which can be the parent of further
-// snapshots; a *view* is a read-only active snapshot.
-//
-// Lifecycle of one build step:
-//
-//	mounts, err := sn.Prepare(ctx, "active-1", "base")   // writable, on top of committed "base"
-//	err = snapshot.MountAll(mounts, dir)                 // caller mounts (or hands mounts to a container)
-//	... change files under dir ...
-//	err = snapshot.Unmount(dir)
-//	err = sn.Commit(ctx, "step-1", "active-1")            // "active-1" is gone, "step-1" is committed
-//	err = sn.Diff(ctx, "step-1", w)                      // tar of what "step-1" changed over "base"
-//	err = sn.Remove(ctx, "step-1")                        // once nothing builds on it any more
 package snapshot
 
 import (
@@ -40,6 +22,12 @@ var (
 	ErrExists   = errors.New("snapshot already exists")
 	// ErrUnsafeLayer marks a layer entry that would reach outside the root.
 	ErrUnsafeLayer = errors.New("unsafe layer entry")
+	// ErrInUse marks a snapshot that cannot be removed because other
+	// snapshots have it as parent.
+	ErrInUse = errors.New("snapshot in use")
+	// ErrWrongKind marks an operation on a snapshot of the wrong kind, such
+	// as committing a view or diffing an active snapshot.
+	ErrWrongKind = errors.New("wrong snapshot kind")
 )
 
 // Info describes a snapshot.

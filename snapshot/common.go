@@ -1,0 +1,100 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+// base holds what both snapshotters share: the metadata store and the
+// methods that only touch metadata.
+type base struct {
+	st *store
+}
+
+func (b *base) Stat(ctx context.Context, key string) (Info, error) {
+	var r record
+	err := b.st.locked(func() (err error) {
+		r, err = b.st.get(key)
+		return err
+	})
+	if err != nil {
+		return Info{}, err
+	}
+	return r.info(), nil
+}
+
+func (b *base) Commit(ctx context.Context, name, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.st.locked(func() error { return b.st.commit(name, key) })
+}
+
+func (b *base) Remove(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var trash string
+	err := b.st.locked(func() (err error) {
+		trash, err = b.st.remove(key)
+		return err
+	})
+	if trash != "" {
+		if rmErr := os.RemoveAll(trash); rmErr != nil && err == nil {
+			err = fmt.Errorf("removing %q data: %w", key, rmErr)
+		}
+	}
+	return err
+}
+
+func (b *base) Close() error { return b.st.close() }
+
+// create makes a new record under the lock.
+func (b *base) create(ctx context.Context, key, parent, kind string) (record, error) {
+	if err := ctx.Err(); err != nil {
+		return record{}, err
+	}
+	var r record
+	err := b.st.locked(func() (err error) {
+		r, err = b.st.create(key, parent, kind)
+		return err
+	})
+	return r, err
+}
+
+// lookup returns the record of key and checks its kind is one of kinds.
+func (b *base) lookup(key string, kinds ...string) (record, error) {
+	var r record
+	err := b.st.locked(func() (err error) {
+		r, err = b.st.get(key)
+		return err
+	})
+	if err != nil {
+		return r, err
+	}
+	for _, k := range kinds {
+		if r.Kind == k {
+			return r, nil
+		}
+	}
+	return r, fmt.Errorf("snapshot %q is %s: %w", key, r.Kind, ErrWrongKind)
+}
+
+// lowerDirs returns the fs directories of r's committed ancestors, parent
+// first.
+func (b *base) lowerDirs(r record) []string {
+	dirs := make([]string, len(r.Chain))
+	for i, id := range r.Chain {
+		dirs[i] = b.st.fsDir(id)
+	}
+	return dirs
+}
+
+func bindMount(dir string, ro bool) Mount {
+	opt := "rw"
+	if ro {
+		opt = "ro"
+	}
+	return Mount{Type: "bind", Source: dir, Options: []string{"rbind", opt}}
+}

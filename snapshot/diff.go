@@ -1,0 +1,455 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// layerWriter streams a layer tar: clean, deterministic headers, hardlinks
+// folded to the first path written, mtimes clamped.
+type layerWriter struct {
+	ctx     context.Context
+	tw      *tar.Writer
+	epoch   *int64
+	exclude map[string]bool
+	links   map[[2]uint64]string
+	// pending holds unchanged directories on the current path, written
+	// only when something below them is (tree diff).
+	pending []pendingDir
+}
+
+type pendingDir struct {
+	full, rel string
+	st        *unix.Stat_t
+}
+
+// child is one directory entry of a walk, with the name it gets in the tar.
+type child struct {
+	name, rel, emit string
+	st              *unix.Stat_t // nil for a deletion (tree diff)
+	whiteout        bool
+	inLower         bool
+}
+
+func newLayerWriter(ctx context.Context, w io.Writer, opts DiffOptions) *layerWriter {
+	lw := &layerWriter{
+		ctx:     ctx,
+		tw:      tar.NewWriter(w),
+		epoch:   opts.Epoch,
+		exclude: map[string]bool{},
+		links:   map[[2]uint64]string{},
+	}
+	for _, p := range opts.Exclude {
+		if c := path.Clean("/" + p)[1:]; c != "" {
+			lw.exclude[c] = true
+		}
+	}
+	return lw
+}
+
+func (lw *layerWriter) mtime(sec int64) time.Time {
+	if lw.epoch != nil && sec > *lw.epoch {
+		sec = *lw.epoch
+	}
+	return time.Unix(sec, 0)
+}
+
+// entry writes the header (and content) of the file at full, named rel.
+func (lw *layerWriter) entry(full, rel string, st *unix.Stat_t) error {
+	hdr := &tar.Header{
+		Name:    rel,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: lw.mtime(st.Mtim.Sec),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case unix.S_IFREG:
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = st.Size
+	case unix.S_IFLNK:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag = tar.TypeSymlink
+		hdr.Linkname = target
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor = int64(unix.Major(st.Rdev))
+		hdr.Devminor = int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return nil // sockets have no tar form
+	}
+	if hdr.Typeflag != tar.TypeDir && st.Nlink > 1 {
+		key := [2]uint64{st.Dev, st.Ino}
+		if first, ok := lw.links[key]; ok {
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			return lw.tw.WriteHeader(hdr)
+		}
+		lw.links[key] = rel
+	}
+	xs, err := xattrs(full)
+	if err != nil {
+		return err
+	}
+	if len(xs) > 0 {
+		hdr.PAXRecords = make(map[string]string, len(xs))
+		for _, x := range xs {
+			hdr.PAXRecords[paxXattrPrefix+x.name] = string(x.value)
+		}
+	}
+	if err := lw.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(full, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyN(lw.tw, f, hdr.Size); err != nil {
+		return fmt.Errorf("copying %s: %w", rel, err)
+	}
+	return nil
+}
+
+// marker writes an empty whiteout-style entry.
+func (lw *layerWriter) marker(name string) error {
+	return lw.tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		ModTime:  time.Unix(0, 0),
+	})
+}
+
+func (lw *layerWriter) whiteout(rel string) error {
+	dir, base := path.Split(rel)
+	return lw.marker(dir + whiteoutPrefix + base)
+}
+
+func (lw *layerWriter) opaque(dirRel string) error {
+	return lw.marker(dirRel + "/" + opaqueMarker)
+}
+
+// flush writes the pending directories.
+func (lw *layerWriter) flush() error {
+	for _, p := range lw.pending {
+		if err := lw.entry(p.full, p.rel, p.st); err != nil {
+			return err
+		}
+	}
+	lw.pending = lw.pending[:0]
+	return nil
+}
+
+// children lists dir's entries (dir relative to root) sorted by the name
+// they get in the tar. With overlay set, whiteout devices become deletions.
+func (lw *layerWriter) children(root, rel string, overlay bool) ([]child, error) {
+	names, err := readDirNames(filepath.Join(root, rel))
+	if err != nil {
+		return nil, err
+	}
+	kids := make([]child, 0, len(names))
+	for _, n := range names {
+		c := child{name: n, rel: path.Join(rel, n), emit: n}
+		if lw.exclude[c.rel] {
+			continue
+		}
+		st, err := lstat(filepath.Join(root, c.rel))
+		if err != nil {
+			return nil, err
+		}
+		c.st = st
+		if overlay && isWhiteout(st) {
+			c.whiteout, c.emit = true, whiteoutPrefix+n
+		} else if strings.HasPrefix(n, whiteoutPrefix) {
+			return nil, fmt.Errorf("file %q has a whiteout name, which a layer cannot hold", c.rel)
+		}
+		kids = append(kids, c)
+	}
+	return kids, nil
+}
+
+func sortChildren(kids []child) {
+	sort.Slice(kids, func(i, j int) bool { return kids[i].emit < kids[j].emit })
+}
+
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// writeUpperDiff writes every entry under root. With overlay set, root is
+// an overlay upper directory: whiteout devices become ".wh." entries and
+// opaque directories get an opaque marker; trusted.overlay.* xattrs are
+// never written.
+func writeUpperDiff(ctx context.Context, root string, overlay bool, w io.Writer, opts DiffOptions) error {
+	lw := newLayerWriter(ctx, w, opts)
+	if err := lw.walk(root, "", overlay); err != nil {
+		return err
+	}
+	return lw.tw.Close()
+}
+
+func (lw *layerWriter) walk(root, rel string, overlay bool) error {
+	kids, err := lw.children(root, rel, overlay)
+	if err != nil {
+		return err
+	}
+	sortChildren(kids)
+	for _, c := range kids {
+		if err := lw.ctx.Err(); err != nil {
+			return err
+		}
+		if c.whiteout {
+			if err := lw.whiteout(c.rel); err != nil {
+				return err
+			}
+			continue
+		}
+		full := filepath.Join(root, c.rel)
+		if err := lw.entry(full, c.rel, c.st); err != nil {
+			return err
+		}
+		if !isDir(c.st) {
+			continue
+		}
+		if overlay {
+			if _, err := getXattr(full, redirectXattr); err == nil {
+				return fmt.Errorf("directory %q was renamed with redirect_dir, which a layer cannot express", c.rel)
+			}
+			if hasOpaque(full) {
+				if err := lw.opaque(c.rel); err != nil {
+					return err
+				}
+			}
+		}
+		if err := lw.walk(root, c.rel, overlay); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTreeDiff writes the changes of the tree upper over the tree lower
+// ("" for none).
+func writeTreeDiff(ctx context.Context, upper, lower string, w io.Writer, opts DiffOptions) error {
+	lw := newLayerWriter(ctx, w, opts)
+	var err error
+	if lower == "" {
+		err = lw.walk(upper, "", false)
+	} else {
+		err = lw.compare(upper, lower, "")
+	}
+	if err != nil {
+		return err
+	}
+	return lw.tw.Close()
+}
+
+func (lw *layerWriter) compare(upper, lower, rel string) error {
+	kids, err := lw.children(upper, rel, false)
+	if err != nil {
+		return err
+	}
+	lowNames, err := readDirNames(filepath.Join(lower, rel))
+	if err != nil {
+		return err
+	}
+	inUpper := make(map[string]bool, len(kids))
+	for _, c := range kids {
+		inUpper[c.name] = true
+	}
+	inLower := make(map[string]bool, len(lowNames))
+	for _, n := range lowNames {
+		inLower[n] = true
+		r := path.Join(rel, n)
+		if !inUpper[n] && !lw.exclude[r] {
+			kids = append(kids, child{name: n, rel: r, emit: whiteoutPrefix + n, whiteout: true})
+		}
+	}
+	for i := range kids {
+		kids[i].inLower = inLower[kids[i].name]
+	}
+	sortChildren(kids)
+	for _, c := range kids {
+		if err := lw.ctx.Err(); err != nil {
+			return err
+		}
+		if err := lw.compareChild(upper, lower, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (lw *layerWriter) compareChild(upper, lower string, c child) error {
+	if c.whiteout {
+		if err := lw.flush(); err != nil {
+			return err
+		}
+		return lw.whiteout(c.rel)
+	}
+	full := filepath.Join(upper, c.rel)
+	var lst *unix.Stat_t
+	if c.inLower {
+		var err error
+		if lst, err = lstat(filepath.Join(lower, c.rel)); err != nil {
+			return err
+		}
+	}
+	if lst != nil && isDir(c.st) && isDir(lst) {
+		same, err := sameEntry(full, filepath.Join(lower, c.rel), c.st, lst)
+		if err != nil {
+			return err
+		}
+		if same {
+			lw.pending = append(lw.pending, pendingDir{full, c.rel, c.st})
+		} else if err := lw.flushEntry(full, c.rel, c.st); err != nil {
+			return err
+		}
+		depth := len(lw.pending)
+		if err := lw.compare(upper, lower, c.rel); err != nil {
+			return err
+		}
+		if same && len(lw.pending) == depth {
+			lw.pending = lw.pending[:depth-1] // nothing below changed
+		}
+		return nil
+	}
+	if lst != nil {
+		same, err := sameEntry(full, filepath.Join(lower, c.rel), c.st, lst)
+		if err != nil || same {
+			return err
+		}
+	}
+	if err := lw.flushEntry(full, c.rel, c.st); err != nil {
+		return err
+	}
+	if isDir(c.st) {
+		return lw.walk(upper, c.rel, false) // new directory: all of it
+	}
+	return nil
+}
+
+func (lw *layerWriter) flushEntry(full, rel string, st *unix.Stat_t) error {
+	if err := lw.flush(); err != nil {
+		return err
+	}
+	return lw.entry(full, rel, st)
+}
+
+// sameEntry reports whether two entries of one type look unchanged. A
+// regular file whose mtime changed but whose size and bytes did not counts
+// as unchanged.
+func sameEntry(up, low string, ust, lst *unix.Stat_t) (bool, error) {
+	if ust.Mode != lst.Mode || ust.Uid != lst.Uid || ust.Gid != lst.Gid {
+		return false, nil
+	}
+	sameTime := ust.Mtim == lst.Mtim
+	switch ust.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if !sameTime {
+			return false, nil
+		}
+	case unix.S_IFREG:
+		if ust.Size != lst.Size {
+			return false, nil
+		}
+		if !sameTime {
+			eq, err := sameContent(up, low)
+			if err != nil || !eq {
+				return false, err
+			}
+		}
+	case unix.S_IFLNK:
+		a, err := os.Readlink(up)
+		if err != nil {
+			return false, err
+		}
+		b, err := os.Readlink(low)
+		if err != nil || a != b {
+			return false, err
+		}
+	case unix.S_IFCHR, unix.S_IFBLK:
+		if ust.Rdev != lst.Rdev {
+			return false, nil
+		}
+	}
+	ux, err := xattrs(up)
+	if err != nil {
+		return false, err
+	}
+	lx, err := xattrs(low)
+	if err != nil {
+		return false, err
+	}
+	if len(ux) != len(lx) {
+		return false, nil
+	}
+	for i := range ux {
+		if ux[i].name != lx[i].name || !bytes.Equal(ux[i].value, lx[i].value) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func sameContent(a, b string) (bool, error) {
+	fa, err := os.OpenFile(a, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.OpenFile(b, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64*1024), make([]byte, 64*1024)
+	for {
+		na, errA := io.ReadFull(fa, ba)
+		nb, errB := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		doneA := errors.Is(errA, io.EOF) || errors.Is(errA, io.ErrUnexpectedEOF)
+		doneB := errors.Is(errB, io.EOF) || errors.Is(errB, io.ErrUnexpectedEOF)
+		if doneA || doneB {
+			return doneA && doneB, nil
+		}
+		if errA != nil {
+			return false, errA
+		}
+		if errB != nil {
+			return false, errB
+		}
+	}
+}

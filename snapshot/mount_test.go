@@ -1,0 +1,48 @@
+package snapshot
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestMountAllRollback checks a failing mount leaves nothing mounted.
+func TestMountAllRollback(t *testing.T) {
+	requireRoot(t)
+	work := testDir(t)
+	src := filepath.Join(work, "src")
+	target := filepath.Join(work, "target")
+	must(t, os.Mkdir(src, 0o755))
+	must(t, os.Mkdir(target, 0o755))
+	err := MountAll([]Mount{
+		bindMount(src, false),
+		{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + filepath.Join(work, "missing")}},
+	}, target)
+	if err == nil {
+		t.Fatal("MountAll with a bad overlay succeeded")
+	}
+	assertNoMounts(t, work)
+}
+
+func TestBindReadOnly(t *testing.T) {
+	requireRoot(t)
+	work := testDir(t)
+	src := filepath.Join(work, "src")
+	must(t, os.Mkdir(src, 0o755))
+	root := mountAt(t, []Mount{bindMount(src, true)}, work, "target")
+	if err := os.WriteFile(filepath.Join(root, "f"), nil, 0o644); err == nil {
+		t.Error("wrote through a read-only bind mount")
+	}
+	// Nested mounts go too.
+	inner := mountAt(t, []Mount{bindMount(src, false)}, work, "target2")
+	must(t, os.Mkdir(filepath.Join(src, "sub"), 0o755))
+	must(t, MountAll([]Mount{bindMount(src, true)}, filepath.Join(inner, "sub")))
+	must(t, UnmountAll(inner))
+	assertNoMounts(t, work+"/target2")
+}
+
+func TestUnescapeMountinfo(t *testing.T) {
+	if got := unescapeMountinfo(`/a\040b\134c`); got != `/a b\c` {
+		t.Errorf("got %q", got)
+	}
+}
