@@ -1,0 +1,151 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	goruntime "runtime"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/snapshot"
+)
+
+func hostPlatform() v1.Platform {
+	return v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}
+}
+
+// base resolves a stage's FROM: scratch, an earlier stage, an image
+// archive or an image in the local store. It returns the starting state
+// and the base image's ONBUILD triggers.
+func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []string, error) {
+	if st.FromStage >= 0 {
+		parent, ok := b.results[st.FromStage]
+		if !ok {
+			return nil, nil, fmt.Errorf("stage %d was not built", st.FromStage)
+		}
+		return parent.clone(), nil, nil
+	}
+	if strings.EqualFold(st.From, "scratch") {
+		cfg := &v1.ConfigFile{
+			OS:           b.opts.Platform.OS,
+			Architecture: b.opts.Platform.Architecture,
+			Variant:      b.opts.Platform.Variant,
+			Config:       v1.Config{Env: []string{"PATH=" + defaultPath}},
+		}
+		return &stageResult{cfg: cfg}, nil, nil
+	}
+	img, err := b.resolveImage(ctx, st.From)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.fromImage(ctx, img)
+}
+
+// resolveImage finds an image by reference: "oci-archive:PATH",
+// "docker-archive:PATH", or a name or digest in the local store.
+func (b *build) resolveImage(ctx context.Context, ref string) (v1.Image, error) {
+	if strings.HasPrefix(ref, "oci-archive:") || strings.HasPrefix(ref, "docker-archive:") {
+		return image.ImportArchive(ctx, b.opts.Store, ref)
+	}
+	img, err := image.Resolve(b.opts.Store, ref)
+	if err != nil {
+		return nil, fmt.Errorf("image %q is not in the local store (pulling from a registry is not supported yet): %w", ref, err)
+	}
+	return img, nil
+}
+
+// fromImage unpacks an image's layers into snapshots and returns the
+// stage state on top of them.
+func (b *build) fromImage(ctx context.Context, img v1.Image) (*stageResult, []string, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading image config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading image layers: %w", err)
+	}
+	snap, err := b.unpack(ctx, layers)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := cf.DeepCopy()
+	if len(cfg.Config.Env) == 0 {
+		cfg.Config.Env = []string{"PATH=" + defaultPath}
+	}
+	triggers := cfg.Config.OnBuild
+	cfg.Config.OnBuild = nil
+	res := &stageResult{cfg: cfg, layers: layers, history: cf.History, snap: snap}
+	if len(res.history) == 0 {
+		// Keep history and layers consistent for images that have none.
+		for range layers {
+			res.history = append(res.history, v1.History{Created: cf.Created})
+		}
+	}
+	return res, triggers, nil
+}
+
+// unpack makes sure every layer of a chain has a committed snapshot,
+// named by its chain ID so images sharing layers share snapshots, and
+// returns the top one.
+func (b *build) unpack(ctx context.Context, layers []v1.Layer) (string, error) {
+	sn := b.opts.Snapshots
+	parent := ""
+	var chain string
+	for _, l := range layers {
+		diffID, err := l.DiffID()
+		if err != nil {
+			return "", fmt.Errorf("reading layer diff id: %w", err)
+		}
+		if chain == "" {
+			chain = diffID.String()
+		} else {
+			chain = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(chain+" "+diffID.String())))
+		}
+		name := "layer-" + strings.TrimPrefix(chain, "sha256:")
+		if _, err := sn.Stat(ctx, name); err == nil {
+			parent = name
+			continue
+		}
+		if err := b.unpackLayer(ctx, l, name, parent); err != nil {
+			return "", err
+		}
+		parent = name
+	}
+	return parent, nil
+}
+
+func (b *build) unpackLayer(ctx context.Context, l v1.Layer, name, parent string) (err error) {
+	sn := b.opts.Snapshots
+	key := b.newName("unpack")
+	if _, err := sn.Prepare(ctx, key, parent); err != nil {
+		return fmt.Errorf("preparing snapshot: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = sn.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fmt.Errorf("opening layer: %w", err)
+	}
+	defer rc.Close()
+	if err := sn.Apply(ctx, key, rc); err != nil {
+		return fmt.Errorf("unpacking layer: %w", err)
+	}
+	if err := sn.Commit(ctx, name, key); err != nil {
+		if errors.Is(err, snapshot.ErrExists) {
+			// Another build unpacked the same layer meanwhile.
+			_ = sn.Remove(ctx, key)
+			return nil
+		}
+		return fmt.Errorf("committing layer snapshot: %w", err)
+	}
+	return nil
+}

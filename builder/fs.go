@@ -1,0 +1,328 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/lading-build/lading/copier"
+	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/runtime"
+	"github.com/lading-build/lading/snapshot"
+)
+
+// errUnsupported marks recipe features that are parsed but not built yet.
+var errUnsupported = errors.New("not supported yet")
+
+// fsStep runs fn against a writable snapshot on top of the stage's rootfs,
+// commits it and turns the change into a layer. It returns nil for a
+// step that changed nothing.
+func (s *stage) fsStep(ctx context.Context, fn func(rootfs string) error) (layer v1.Layer, err error) {
+	b := s.b
+	sn := b.opts.Snapshots
+	key := b.newName("active")
+	mounts, err := sn.Prepare(ctx, key, s.res.snap)
+	if err != nil {
+		return nil, fmt.Errorf("preparing snapshot: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = sn.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	if err := b.withMounted(mounts, fn); err != nil {
+		return nil, err
+	}
+	name := b.newName("step")
+	if err := sn.Commit(ctx, name, key); err != nil {
+		return nil, fmt.Errorf("committing snapshot: %w", err)
+	}
+	committed = true
+	b.snaps = append(b.snaps, name)
+	s.res.snap = name
+	return b.layerOf(ctx, name)
+}
+
+// withMounted shows mounts at a directory for the duration of fn. A single
+// bind mount is used in place, without mounting anything.
+func (b *build) withMounted(mounts []snapshot.Mount, fn func(dir string) error) (err error) {
+	if len(mounts) == 1 && mounts[0].Type == "bind" {
+		return fn(mounts[0].Source)
+	}
+	dir, err := os.MkdirTemp(b.opts.Store.Path("tmp"), "mnt-")
+	if err != nil {
+		return fmt.Errorf("creating mount point: %w", err)
+	}
+	defer os.Remove(dir)
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		return fmt.Errorf("mounting snapshot: %w", err)
+	}
+	defer func() {
+		if uerr := snapshot.UnmountAll(dir); uerr != nil && err == nil {
+			err = fmt.Errorf("unmounting snapshot: %w", uerr)
+		}
+	}()
+	return fn(dir)
+}
+
+// layerOf writes the diff of a committed snapshot as a compressed layer
+// into the store; nil when the snapshot changed nothing.
+func (b *build) layerOf(ctx context.Context, name string) (v1.Layer, error) {
+	pr, pw := io.Pipe()
+	counter := &countWriter{w: pw}
+	go func() {
+		err := b.opts.Snapshots.Diff(ctx, name, counter, snapshot.DiffOptions{Epoch: b.opts.Epoch})
+		pw.CloseWithError(err)
+	}()
+	layer, err := image.WriteLayer(ctx, b.opts.Store, pr)
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	// An empty tar is just its two 512-byte end blocks.
+	if counter.n <= 1024 {
+		return nil, nil
+	}
+	return layer, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (s *stage) workdirPath() string {
+	if wd := s.res.cfg.Config.WorkingDir; wd != "" {
+		return wd
+	}
+	return "/"
+}
+
+// workdir sets WORKDIR and creates the directory, owned by the stage's
+// USER as BuildKit does.
+func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) (v1.Layer, error) {
+	p := c.Path
+	if !path.IsAbs(p) {
+		p = path.Join(s.workdirPath(), p)
+	}
+	p = path.Clean(p)
+	s.res.cfg.Config.WorkingDir = p
+	user := s.res.cfg.Config.User
+	return s.fsStep(ctx, func(root string) error {
+		return mkdirInRoot(root, p, user)
+	})
+}
+
+// mkdirInRoot creates dir (absolute, inside root) and its missing parents,
+// resolving symlinks inside root; directories it creates belong to user.
+func mkdirInRoot(root, dir, user string) error {
+	uid, gid := -1, -1
+	if user != "" {
+		u, err := copier.LookupUser(root, user)
+		if err != nil {
+			return err
+		}
+		uid, gid = u.UID, u.GID
+	}
+	var created []string
+	cur := "/"
+	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur = path.Join(cur, part)
+		full, err := securejoin.SecureJoin(root, cur)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(full)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", cur)
+			}
+			continue
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.Mkdir(full, 0o755); err != nil {
+			return err
+		}
+		created = append(created, full)
+	}
+	if uid >= 0 {
+		for _, d := range created {
+			if err := os.Lchown(d, uid, gid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.CopyCommand) (v1.Layer, error) {
+	if len(c.SourceContents) > 0 {
+		return nil, fmt.Errorf("COPY heredocs are %w", errUnsupported)
+	}
+	if c.Parents || len(c.ExcludePatterns) > 0 {
+		return nil, fmt.Errorf("COPY --parents and --exclude are %w", errUnsupported)
+	}
+	req := copier.Request{
+		Sources: c.SourcePaths,
+		Dest:    c.DestPath,
+		Workdir: s.workdirPath(),
+		Chown:   c.Chown,
+		Chmod:   c.Chmod,
+		Epoch:   s.b.opts.Epoch,
+		Ignore:  s.b.ignore,
+		SrcRoot: s.b.opts.ContextDir,
+	}
+	if c.From == "" {
+		return s.copyInto(ctx, req)
+	}
+	req.Ignore = nil
+	req.KeepOwner = true
+	return s.copyFrom(ctx, step, req)
+}
+
+func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddCommand) (v1.Layer, error) {
+	if len(c.SourceContents) > 0 {
+		return nil, fmt.Errorf("ADD heredocs are %w", errUnsupported)
+	}
+	if len(c.ExcludePatterns) > 0 || c.KeepGitDir != nil || c.Unpack != nil {
+		return nil, fmt.Errorf("ADD --exclude, --keep-git-dir and --unpack are %w", errUnsupported)
+	}
+	return s.copyInto(ctx, copier.Request{
+		SrcRoot:  s.b.opts.ContextDir,
+		Sources:  c.SourcePaths,
+		Dest:     c.DestPath,
+		Workdir:  s.workdirPath(),
+		Ignore:   s.b.ignore,
+		Chown:    c.Chown,
+		Chmod:    c.Chmod,
+		Add:      true,
+		Checksum: c.Checksum,
+		Epoch:    s.b.opts.Epoch,
+	})
+}
+
+func (s *stage) copyInto(ctx context.Context, req copier.Request) (v1.Layer, error) {
+	return s.fsStep(ctx, func(root string) error {
+		req.DestRoot = root
+		return copier.Copy(ctx, req)
+	})
+}
+
+// copyFrom runs a COPY --from: the source is another stage's rootfs or an
+// image's, shown read-only.
+func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Request) (v1.Layer, error) {
+	b := s.b
+	var srcSnap string
+	switch {
+	case step.FromStage >= 0:
+		r, ok := b.results[step.FromStage]
+		if !ok {
+			return nil, fmt.Errorf("stage %d was not built", step.FromStage)
+		}
+		srcSnap = r.snap
+	default:
+		img, err := b.resolveImage(ctx, step.FromImage)
+		if err != nil {
+			return nil, err
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			return nil, err
+		}
+		if srcSnap, err = b.unpack(ctx, layers); err != nil {
+			return nil, err
+		}
+	}
+	sn := b.opts.Snapshots
+	key := b.newName("view")
+	mounts, err := sn.View(ctx, key, srcSnap)
+	if err != nil {
+		return nil, fmt.Errorf("preparing source view: %w", err)
+	}
+	defer sn.Remove(context.WithoutCancel(ctx), key)
+	var layer v1.Layer
+	err = b.withMounted(mounts, func(src string) error {
+		req.SrcRoot = src
+		var err error
+		layer, err = s.copyInto(ctx, req)
+		return err
+	})
+	return layer, err
+}
+
+// run executes a RUN step in a container on the step's snapshot.
+func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunCommand, id int) (v1.Layer, error) {
+	if len(c.Files) > 0 {
+		return nil, fmt.Errorf("RUN heredocs are %w", errUnsupported)
+	}
+	if len(instructions.GetMounts(c)) > 0 {
+		return nil, fmt.Errorf("RUN --mount is %w", errUnsupported)
+	}
+	network := s.b.opts.Network
+	if n := instructions.GetNetwork(c); n != "" && n != "default" {
+		network = n
+	}
+	if network != runtime.NetworkHost && network != runtime.NetworkNone {
+		return nil, fmt.Errorf("unknown network mode %q", network)
+	}
+	args := c.CmdLine
+	if c.PrependShell {
+		args = append(append([]string{}, s.shell...), strings.Join(c.CmdLine, " "))
+	}
+	if len(args) == 0 {
+		return nil, errors.New("RUN needs a command")
+	}
+	tail := newTail(20)
+	out := io.MultiWriter(s.b.out.output(id), tail)
+	layer, err := s.fsStep(ctx, func(root string) error {
+		return runtime.Run(ctx, runtime.Spec{
+			Rootfs:   root,
+			Args:     args,
+			Env:      s.runEnv(),
+			Cwd:      s.workdirPath(),
+			User:     s.res.cfg.Config.User,
+			Hostname: s.b.opts.Hostname,
+			Network:  network,
+			Stdout:   out,
+			Stderr:   out,
+			Limits:   s.b.opts.Limits,
+		})
+	})
+	if err != nil {
+		var exit *runtime.ExitError
+		if errors.As(err, &exit) {
+			return nil, &StepError{
+				Loc:  step.Loc,
+				Msg:  "RUN " + oneLine(strings.Join(c.CmdLine, " ")) + ": " + exit.Error(),
+				Tail: tail.String(),
+				Err:  err,
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return layer, nil
+}

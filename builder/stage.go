@@ -1,0 +1,249 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/lading-build/lading/parser"
+)
+
+// defaultPath is the PATH Docker gives images that set none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// stageResult is the state of a stage: its image so far and the snapshot
+// holding its root filesystem.
+type stageResult struct {
+	cfg     *v1.ConfigFile
+	layers  []v1.Layer
+	history []v1.History
+	snap    string // committed snapshot of the rootfs; "" = empty
+}
+
+// clone returns a deep enough copy for a child stage to change freely.
+func (r *stageResult) clone() *stageResult {
+	c := *r
+	c.cfg = r.cfg.DeepCopy()
+	c.layers = append([]v1.Layer(nil), r.layers...)
+	c.history = append([]v1.History(nil), r.history...)
+	return &c
+}
+
+// stage runs the steps of one parser.Stage.
+type stage struct {
+	b   *build
+	st  *parser.Stage
+	res *stageResult
+	// args are the ARGs declared in this stage, in order; a nil value is
+	// declared but unset.
+	args     []arg
+	shell    []string
+	cmdSet   bool // CMD set in this stage (else ENTRYPOINT resets it)
+	stepNum  int
+	numSteps int
+}
+
+type arg struct {
+	key string
+	val *string
+}
+
+func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, error) {
+	s := &stage{b: b, st: st, numSteps: len(st.Steps) + 1}
+	start := time.Now()
+	id := b.out.start(s.label(st.Loc.String(), "FROM "+st.From))
+	res, triggers, err := b.base(ctx, st)
+	if err != nil {
+		return nil, &StepError{Loc: st.Loc, Msg: fmt.Sprintf("FROM %s: %v", st.From, err), Err: err}
+	}
+	b.out.done(id, time.Since(start))
+	s.res = res
+	s.shell = res.cfg.Config.Shell
+	if len(s.shell) == 0 {
+		s.shell = []string{"/bin/sh", "-c"}
+	}
+	steps := st.Steps
+	if len(triggers) > 0 {
+		trig, err := parser.ParseTriggers(triggers, b.plan.File)
+		if err != nil {
+			return nil, &StepError{Loc: st.Loc, Msg: fmt.Sprintf("ONBUILD trigger of %s: %v", st.From, err), Err: err}
+		}
+		for _, t := range trig {
+			t.Loc = st.Loc
+		}
+		steps = append(trig, steps...)
+		s.numSteps += len(trig)
+	}
+	for _, step := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s.runStep(ctx, step); err != nil {
+			return nil, err
+		}
+	}
+	return s.res, nil
+}
+
+// label names a step in progress output: "[name 2/5] COPY a /b".
+func (s *stage) label(_ string, text string) string {
+	s.stepNum++
+	name := s.st.Name
+	if name == "" {
+		name = fmt.Sprintf("stage-%d", s.st.Index)
+	}
+	return fmt.Sprintf("[%s %d/%d] %s", name, s.stepNum, s.numSteps, oneLine(text))
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:197] + "..."
+	}
+	return s
+}
+
+func (s *stage) runStep(ctx context.Context, step *parser.Step) error {
+	start := time.Now()
+	id := s.b.out.start(s.label(step.Loc.String(), step.Text))
+	cmd, err := s.b.plan.Expand(step, s.expandEnv())
+	if err != nil {
+		return stepErr(step, err)
+	}
+	layer, err := s.dispatch(ctx, step, cmd, id)
+	if err != nil {
+		return stepErr(step, err)
+	}
+	s.addHistory(step, layer)
+	s.b.out.done(id, time.Since(start))
+	return nil
+}
+
+// stepErr puts the step's location on an error, unless it has one.
+func stepErr(step *parser.Step, err error) error {
+	switch e := err.(type) {
+	case *StepError:
+		return e
+	case *parser.Error:
+		return &StepError{Loc: e.Loc, Msg: e.Msg, Err: e}
+	}
+	return &StepError{Loc: step.Loc, Msg: firstWord(step.Text) + ": " + err.Error(), Err: err}
+}
+
+func firstWord(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return s
+	}
+	return strings.ToUpper(f[0])
+}
+
+// dispatch applies one expanded command; it returns the layer the step
+// committed, or nil for a step that changed only the config or nothing.
+func (s *stage) dispatch(ctx context.Context, step *parser.Step, cmd instructions.Command, id int) (v1.Layer, error) {
+	switch c := cmd.(type) {
+	case *instructions.RunCommand:
+		return s.run(ctx, step, c, id)
+	case *instructions.CopyCommand:
+		return s.copy(ctx, step, c)
+	case *instructions.AddCommand:
+		return s.add(ctx, step, c)
+	case *instructions.WorkdirCommand:
+		return s.workdir(ctx, c)
+	case *instructions.ArgCommand:
+		s.declareArgs(c)
+		return nil, nil
+	default:
+		return nil, s.meta(cmd)
+	}
+}
+
+// addHistory records the step in the image history: every step gets an
+// entry, steps without a layer are marked empty.
+func (s *stage) addHistory(step *parser.Step, layer v1.Layer) {
+	h := v1.History{
+		Created:    v1.Time{Time: s.b.now()},
+		CreatedBy:  historyText(step),
+		Comment:    "lading",
+		EmptyLayer: layer == nil,
+	}
+	if layer != nil {
+		s.res.layers = append(s.res.layers, layer)
+	}
+	s.res.history = append(s.res.history, h)
+}
+
+func historyText(step *parser.Step) string {
+	return strings.Join(strings.Fields(step.Text), " ")
+}
+
+func (b *build) now() time.Time { return timeOf(b.opts) }
+
+// timeOf is the time stamped on what a build writes: SOURCE_DATE_EPOCH
+// when set, else now.
+func timeOf(opts Options) time.Time {
+	if opts.Epoch != nil {
+		return time.Unix(*opts.Epoch, 0).UTC()
+	}
+	return time.Now().UTC()
+}
+
+// expandEnv is the environment recipe words are expanded with: the
+// stage's ARGs, overridden by the image's ENV.
+func (s *stage) expandEnv() []string {
+	env := make([]string, 0, len(s.args)+len(s.res.cfg.Config.Env))
+	for _, a := range s.args {
+		if a.val != nil {
+			env = append(env, a.key+"="+*a.val)
+		}
+	}
+	return append(env, s.res.cfg.Config.Env...)
+}
+
+// runEnv is the environment of RUN steps: the same as expandEnv, with
+// duplicates removed (later wins).
+func (s *stage) runEnv() []string {
+	return mergeEnv(s.expandEnv())
+}
+
+func mergeEnv(env []string) []string {
+	idx := map[string]int{}
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (s *stage) declareArgs(c *instructions.ArgCommand) {
+	for _, kv := range c.Args {
+		var val *string
+		if v, ok := s.b.plan.BuildArgs[kv.Key]; ok {
+			val = &v
+		} else if kv.Value != nil {
+			v := *kv.Value
+			val = &v
+		} else if g, ok := s.b.plan.GlobalArgs[kv.Key]; ok {
+			val = &g
+		}
+		replaced := false
+		for i := range s.args {
+			if s.args[i].key == kv.Key {
+				s.args[i].val, replaced = val, true
+			}
+		}
+		if !replaced {
+			s.args = append(s.args, arg{key: kv.Key, val: val})
+		}
+	}
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/runtime"
+	"github.com/lading-build/lading/snapshot"
+	"github.com/lading-build/lading/store"
+)
+
+type buildFlags struct {
+	file        string
+	tags        []string
+	buildArgs   []string
+	target      string
+	outputs     []string
+	progress    string
+	network     string
+	hostname    string
+	snapshotter string
+	platform    string
+	memory      string
+	pidsLimit   int64
+	cpus        float64
+}
+
+func newBuildCmd() *cobra.Command {
+	var f buildFlags
+	cmd := &cobra.Command{
+		Use:   "build [flags] CONTEXT",
+		Short: "Build an image from a recipe",
+		Long: `Build an image from a recipe (any Dockerfile is a valid recipe).
+
+The recipe is -f FILE (- for stdin), else Recipe, Dockerfile or Containerfile
+in CONTEXT. The image is saved in the local store under every -t name, and
+written to each --output:
+  type=oci,dest=PATH      OCI image layout tarball (skopeo oci-archive:PATH)
+  type=docker,dest=PATH   tarball for "docker load"
+  type=local,dest=DIR     the image's root filesystem as a directory`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, args[0], f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "recipe file (- for stdin)")
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "name the image NAME[:TAG] (repeatable)")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build argument KEY=VALUE (repeatable)")
+	fl.StringVar(&f.target, "target", "", "build this stage (name or index) instead of the last")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image: type=oci|docker|local,dest=PATH (repeatable)")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
+	fl.StringVar(&f.network, "network", runtime.NetworkHost, "network of RUN steps: host or none")
+	fl.StringVar(&f.hostname, "hostname", "", "hostname of RUN steps")
+	fl.StringVar(&f.snapshotter, "snapshotter", "overlay", "snapshotter: overlay or native")
+	fl.StringVar(&f.platform, "platform", "", "target platform os/arch[/variant]")
+	fl.StringVar(&f.memory, "memory", "", "memory limit of RUN steps (e.g. 512m, 2g)")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "process limit of RUN steps")
+	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit of RUN steps, in cores")
+	return cmd
+}
+
+type output struct {
+	typ, dest string
+}
+
+func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
+	ctx := cmd.Context()
+	outs, err := parseOutputs(f.outputs)
+	if err != nil {
+		return err
+	}
+	buildArgs, err := parseBuildArgs(f.buildArgs)
+	if err != nil {
+		return err
+	}
+	limits, err := parseLimits(f)
+	if err != nil {
+		return err
+	}
+	if f.network != runtime.NetworkHost && f.network != runtime.NetworkNone {
+		return fmt.Errorf("--network must be host or none, not %q", f.network)
+	}
+	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("build context %q is not a directory", contextDir)
+	}
+	recipe, recipePath, display, err := readRecipe(contextDir, f.file)
+	if err != nil {
+		return err
+	}
+	plan, err := parser.Parse(bytes.NewReader(recipe), parser.Options{
+		File: display, BuildArgs: buildArgs, Target: f.target, Platform: f.platform,
+	})
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cmd)
+	if err != nil {
+		return err
+	}
+	sn, err := openSnapshotter(st, f.snapshotter)
+	if err != nil {
+		return err
+	}
+	defer sn.Close()
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	progress, quiet := progressWriter(cmd, f.progress)
+	platform, err := parsePlatform(f.platform)
+	if err != nil {
+		return err
+	}
+	res, err := builder.Build(ctx, plan, builder.Options{
+		ContextDir: contextDir,
+		RecipePath: recipePath,
+		Store:      st,
+		Snapshots:  sn,
+		Epoch:      epoch,
+		Network:    f.network,
+		Hostname:   f.hostname,
+		Limits:     limits,
+		Progress:   progress,
+		Platform:   platform,
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range f.tags {
+		if err := st.Tag(t, res.Digest.String()); err != nil {
+			return fmt.Errorf("tagging %s: %w", t, err)
+		}
+	}
+	for _, o := range outs {
+		if err := exporter(o, f.tags).Export(ctx, res.Image); err != nil {
+			return fmt.Errorf("writing %s output to %s: %w", o.typ, o.dest, err)
+		}
+		if !quiet {
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s output: %s\n", o.typ, o.dest)
+		}
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), res.Digest.String())
+	return nil
+}
+
+func exporter(o output, names []string) image.Exporter {
+	switch o.typ {
+	case "docker":
+		return image.NewDockerArchive(o.dest, names)
+	case "local":
+		return image.NewLocalDir(o.dest)
+	default:
+		return image.NewOCIArchive(o.dest, names)
+	}
+}
+
+func parseOutputs(specs []string) ([]output, error) {
+	var outs []output
+	for _, spec := range specs {
+		var o output
+		for _, field := range strings.Split(spec, ",") {
+			k, v, ok := strings.Cut(field, "=")
+			if !ok {
+				return nil, fmt.Errorf("--output %q: want type=oci|docker|local,dest=PATH", spec)
+			}
+			switch k {
+			case "type":
+				o.typ = v
+			case "dest":
+				o.dest = v
+			default:
+				return nil, fmt.Errorf("--output %q: unknown key %q", spec, k)
+			}
+		}
+		switch o.typ {
+		case "oci", "docker", "local":
+		default:
+			return nil, fmt.Errorf("--output %q: type must be oci, docker or local", spec)
+		}
+		if o.dest == "" {
+			return nil, fmt.Errorf("--output %q: dest is required", spec)
+		}
+		outs = append(outs, o)
+	}
+	return outs, nil
+}
+
+func parseBuildArgs(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("--build-arg %q: want KEY=VALUE", kv)
+		}
+		if !ok {
+			// Docker takes the value from the environment.
+			var set bool
+			if v, set = os.LookupEnv(k); !set {
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func parseLimits(f buildFlags) (runtime.Limits, error) {
+	l := runtime.Limits{Pids: f.pidsLimit, CPUs: f.cpus}
+	if f.memory != "" {
+		n, err := parseSize(f.memory)
+		if err != nil {
+			return l, fmt.Errorf("--memory: %w", err)
+		}
+		l.Memory = n
+	}
+	return l, nil
+}
+
+// parseSize reads "512", "512k", "64m", "2g" (binary units).
+func parseSize(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"k": 1 << 10, "m": 1 << 20, "g": 1 << 30} {
+		if t, ok := strings.CutSuffix(strings.TrimSuffix(s, "b"), suffix); ok {
+			s, mult = t, m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n * mult, nil
+}
+
+func parsePlatform(s string) (v1.Platform, error) {
+	if s == "" {
+		return v1.Platform{}, nil
+	}
+	p, err := v1.ParsePlatform(s)
+	if err != nil {
+		return v1.Platform{}, fmt.Errorf("--platform: %w", err)
+	}
+	return *p, nil
+}
+
+// readRecipe returns the recipe bytes, its path ("" for stdin) and the name
+// used in error locations.
+func readRecipe(contextDir, file string) ([]byte, string, string, error) {
+	if file == "-" {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 10<<20))
+		return b, "", "<stdin>", err
+	}
+	if file == "" {
+		for _, name := range []string{"Recipe", "Dockerfile", "Containerfile"} {
+			p := filepath.Join(contextDir, name)
+			if _, err := os.Stat(p); err == nil {
+				file = p
+				break
+			}
+		}
+		if file == "" {
+			return nil, "", "", fmt.Errorf("no recipe: give -f FILE, or put a Recipe, Dockerfile or Containerfile in %s", contextDir)
+		}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("reading recipe: %w", err)
+	}
+	return b, file, filepath.Base(file), nil
+}
+
+func sourceDateEpoch() (*int64, error) {
+	v, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+	}
+	return &n, nil
+}
+
+func progressWriter(cmd *cobra.Command, mode string) (io.Writer, bool) {
+	switch mode {
+	case "quiet":
+		return io.Discard, true
+	default:
+		// auto, plain and tty all print plain lines until the live view lands.
+		return cmd.ErrOrStderr(), false
+	}
+}
+
+func openStore(cmd *cobra.Command) (*store.Store, error) {
+	root, _ := cmd.Flags().GetString("root")
+	if root == "" {
+		root = store.DefaultRoot()
+	}
+	st, err := store.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", root, err)
+	}
+	return st, nil
+}
+
+// openSnapshotter opens the chosen snapshotter under the store, falling
+// back to plain copies where overlayfs cannot be mounted.
+func openSnapshotter(st *store.Store, kind string) (snapshot.Snapshotter, error) {
+	switch kind {
+	case "overlay":
+		dir := st.Path("snapshots", "overlay")
+		if err := snapshot.OverlaySupported(dir); err == nil {
+			return snapshot.NewOverlay(dir)
+		}
+		return snapshot.NewNative(st.Path("snapshots", "native"))
+	case "native":
+		return snapshot.NewNative(st.Path("snapshots", "native"))
+	}
+	return nil, errors.New("--snapshotter must be overlay or native")
+}

@@ -1,0 +1,89 @@
+// Command lading builds container images from Dockerfile-like recipes,
+// without a daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/runtime"
+)
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	runtime.Init()
+	os.Exit(run())
+}
+
+func run() int {
+	if code, reexeced := enterMountNamespace(); reexeced {
+		return code
+	}
+	ctx, sig := signalContext()
+	root := newRootCmd()
+	err := root.ExecuteContext(ctx)
+	if s := sig(); s != 0 {
+		fmt.Fprintf(os.Stderr, "lading: interrupted (%v)\n", s)
+		return 128 + int(s)
+	}
+	if err != nil {
+		printError(err)
+		return 1
+	}
+	return 0
+}
+
+// signalContext returns a context cancelled by SIGINT or SIGTERM, and a
+// function telling which signal (0 when none) arrived.
+func signalContext() (context.Context, func() syscall.Signal) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	var got syscall.Signal
+	done := make(chan struct{})
+	go func() {
+		s := <-ch
+		got = s.(syscall.Signal)
+		close(done)
+		cancel()
+	}()
+	return ctx, func() syscall.Signal {
+		select {
+		case <-done:
+			return got
+		default:
+			return 0
+		}
+	}
+}
+
+// printError prints the one-line error, after the tail of a failed step's
+// output when there is one.
+func printError(err error) {
+	var se *builder.StepError
+	if errors.As(err, &se) && se.Tail != "" {
+		fmt.Fprintf(os.Stderr, "------ output of the failed step (last lines) ------\n%s\n------\n", se.Tail)
+	}
+	fmt.Fprintln(os.Stderr, err)
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "lading",
+		Short:         "Build container images from Dockerfile-like recipes, without a daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("root", "", "state directory (default /var/lib/lading for root, $XDG_DATA_HOME/lading otherwise)")
+	root.AddCommand(newBuildCmd(), newImagesCmd(), newVersionCmd())
+	return root
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	goruntime "runtime"
+	"syscall"
+)
+
+// mountNSEnv marks a lading process that already runs in its own mount
+// namespace.
+const mountNSEnv = "_LADING_PRIVATE_MOUNTS"
+
+// enterMountNamespace re-executes lading (when root) in a private mount
+// namespace, so that every mount a build makes disappears with the process,
+// even after kill -9. It returns the child's exit code and true in the
+// parent, or false in the child and where it does not apply.
+func enterMountNamespace() (int, bool) {
+	if os.Geteuid() != 0 || os.Getenv(mountNSEnv) != "" || len(os.Args) < 2 || os.Args[1] != "build" {
+		return 0, false
+	}
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(os.Environ(), mountNSEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Unshareflags: syscall.CLONE_NEWNS,
+		Pdeathsig:    syscall.SIGKILL,
+	}
+	// Pdeathsig follows the thread that started the child: keep it.
+	goruntime.LockOSThread()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	if err := cmd.Start(); err != nil {
+		// No namespace to be had: build in this one.
+		signal.Stop(sigs)
+		return 0, false
+	}
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err := cmd.Wait()
+	signal.Stop(sigs)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), true
+		}
+		return exit.ExitCode(), true
+	}
+	if err != nil {
+		return 1, true
+	}
+	return 0, true
+}

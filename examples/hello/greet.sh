@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "${GREETING:-hi} from $(hostname) as uid $(id -u)"
