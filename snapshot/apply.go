@@ -226,21 +226,19 @@ func (a *applier) statAt(fd int, name string) (*unix.Stat_t, error) {
 	return &st, nil
 }
 
-// followLink returns the path a symlink at dir/… with target points to,
-// relative to the root, or an unsafe-layer error when the target is
-// absolute or climbs out of the root.
+// followLink returns the path, relative to the root, that a symlink at
+// dir/name with target points to, resolved as if the root were "/": an
+// absolute target starts at the root and ".." stops there, the way a
+// chroot (and containerd's and Docker's appliers) see it. Real images
+// need this (Debian's /var/run -> /run); a hostile link cannot leave the
+// root this way.
 func followLink(dir, name, target string) (string, error) {
+	base := "/" + dir
 	if path.IsAbs(target) {
-		return "", fmt.Errorf("%q is a symlink to absolute %q: %w", path.Join(dir, name), target, ErrUnsafeLayer)
+		base = "/"
 	}
-	j := path.Join(dir, target)
-	if j == ".." || strings.HasPrefix(j, "../") {
-		return "", fmt.Errorf("%q is a symlink to %q outside the root: %w", path.Join(dir, name), target, ErrUnsafeLayer)
-	}
-	if j == "." {
-		return "", nil
-	}
-	return j, nil
+	j := path.Join(base, target)
+	return strings.TrimPrefix(j, "/"), nil
 }
 
 // resolveDir returns the symlink-free path, relative to the root, of the

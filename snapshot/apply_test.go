@@ -16,32 +16,40 @@ import (
 type unsafeLayer struct {
 	name  string
 	layer []byte
+	// contained, when set, is where the hostile write must land inside
+	// the root (symlinks resolve inside it); otherwise the layer must be
+	// rejected with ErrUnsafeLayer.
+	contained string
+	// accepted marks a layer that is harmless as it stands (a hardlink
+	// to a symlink is another symlink) and must apply.
+	accepted bool
 }
 
-// unsafeLayers are layers ApplyDir must reject with ErrUnsafeLayer.
+// unsafeLayers are hostile layers: ApplyDir rejects them with
+// ErrUnsafeLayer or keeps their writes inside the root.
 func unsafeLayers(t testing.TB) []unsafeLayer {
 	return []unsafeLayer{
-		{"dotdot", makeTar(t, tarEntry{name: "../evil", data: "evil"})},
-		{"dotdot-inside", makeTar(t, tarEntry{name: "a/../../evil", data: "evil"})},
+		{"dotdot", makeTar(t, tarEntry{name: "../evil", data: "evil"}), "", false},
+		{"dotdot-inside", makeTar(t, tarEntry{name: "a/../../evil", data: "evil"}), "", false},
 		{"symlink-then-write", makeTar(t,
 			tarEntry{name: "link", typ: tar.TypeSymlink, link: "/etc"},
-			tarEntry{name: "link/passwd", data: "evil"})},
+			tarEntry{name: "link/passwd", data: "evil"}), "etc/passwd", false},
 		{"relative-escape-then-write", makeTar(t,
 			tarEntry{name: "up", typ: tar.TypeSymlink, link: "../../.."},
-			tarEntry{name: "up/evil", data: "evil"})},
+			tarEntry{name: "up/evil", data: "evil"}), "evil", false},
 		{"absolute-symlink-dir", makeTar(t,
 			tarEntry{name: "abs", typ: tar.TypeSymlink, link: "/tmp"},
-			tarEntry{name: "abs/sub/file", data: "evil"})},
-		{"hardlink-outside", makeTar(t, tarEntry{name: "pw", typ: tar.TypeLink, link: "../../../../../../etc/passwd"})},
+			tarEntry{name: "abs/sub/file", data: "evil"}), "tmp/sub/file", false},
+		{"hardlink-outside", makeTar(t, tarEntry{name: "pw", typ: tar.TypeLink, link: "../../../../../../etc/passwd"}), "", false},
 		{"hardlink-to-escaping-symlink", makeTar(t,
 			tarEntry{name: "s", typ: tar.TypeSymlink, link: "../../../../etc/passwd"},
-			tarEntry{name: "h", typ: tar.TypeLink, link: "s"})},
-		{"root-symlink", makeTar(t, tarEntry{name: ".", typ: tar.TypeSymlink, link: "/"})},
-		{"root-file", makeTar(t, tarEntry{name: "/.", data: "x"})},
-		{"whiteout-empty", makeTar(t, tarEntry{name: "etc/.wh."})},
-		{"whiteout-dotdot", makeTar(t, tarEntry{name: ".wh.."})},
-		{"whiteout-dot", makeTar(t, tarEntry{name: "etc/.wh.."})},
-		{"whiteout-dir", makeTar(t, tarEntry{name: ".wh.x/y"})},
+			tarEntry{name: "h", typ: tar.TypeLink, link: "s"}), "", true},
+		{"root-symlink", makeTar(t, tarEntry{name: ".", typ: tar.TypeSymlink, link: "/"}), "", false},
+		{"root-file", makeTar(t, tarEntry{name: "/.", data: "x"}), "", false},
+		{"whiteout-empty", makeTar(t, tarEntry{name: "etc/.wh."}), "", false},
+		{"whiteout-dotdot", makeTar(t, tarEntry{name: ".wh.."}), "", false},
+		{"whiteout-dot", makeTar(t, tarEntry{name: "etc/.wh.."}), "", false},
+		{"whiteout-dir", makeTar(t, tarEntry{name: ".wh.x/y"}), "", false},
 	}
 }
 
@@ -65,7 +73,18 @@ func TestApplyDirUnsafe(t *testing.T) {
 			host, root := hostRoot(t)
 			before := listHost(t, host, root)
 			err := ApplyDir(context.Background(), root, bytes.NewReader(tc.layer), ApplyOptions{})
-			if !errors.Is(err, ErrUnsafeLayer) {
+			if tc.accepted {
+				if err != nil {
+					t.Errorf("ApplyDir = %v, want it applied", err)
+				}
+			} else if tc.contained != "" {
+				if err != nil {
+					t.Errorf("ApplyDir = %v, want the write contained in the root", err)
+				}
+				if b, _ := os.ReadFile(filepath.Join(root, tc.contained)); string(b) != "evil" {
+					t.Errorf("%s inside the root = %q, want the layer's write", tc.contained, b)
+				}
+			} else if !errors.Is(err, ErrUnsafeLayer) {
 				t.Errorf("ApplyDir = %v, want ErrUnsafeLayer", err)
 			}
 			after := listHost(t, host, root)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,9 +118,11 @@ func TestOverlayApplyLowerLinks(t *testing.T) {
 		tarEntry{name: "gone/", typ: tar.TypeDir, mode: 0o755},
 		tarEntry{name: "gone/new", data: "new"},
 	))))
+	// etc -> /etc resolves to itself inside the root: a loop, not the
+	// host's /etc.
 	err = sn.Apply(ctx, "a", bytes.NewReader(makeTar(t, tarEntry{name: "etc/shadow", data: "evil"})))
-	if !errors.Is(err, ErrUnsafeLayer) {
-		t.Errorf("writing through the parent's /etc link: %v, want ErrUnsafeLayer", err)
+	if !errors.Is(err, unix.ELOOP) {
+		t.Errorf("writing through the parent's /etc link: %v, want a symlink loop error", err)
 	}
 	mounts, err := sn.Mounts(ctx, "a")
 	must(t, err)
