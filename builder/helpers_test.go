@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -86,12 +88,25 @@ func (e *env) context(files map[string]string) string {
 // build parses and builds recipe in contextDir.
 func (e *env) build(contextDir, recipe string, args map[string]string) (*builder.Result, error) {
 	e.t.Helper()
+	return e.buildOpts(contextDir, "", recipe, args)
+}
+
+// buildWithRecipePath builds as if the recipe were the file recipePath
+// (which decides the <recipe>.dockerignore used).
+func (e *env) buildWithRecipePath(contextDir, recipePath, recipe string) (*builder.Result, error) {
+	e.t.Helper()
+	return e.buildOpts(contextDir, recipePath, recipe, nil)
+}
+
+func (e *env) buildOpts(contextDir, recipePath, recipe string, args map[string]string) (*builder.Result, error) {
+	e.t.Helper()
 	plan, err := parser.Parse(strings.NewReader(recipe), parser.Options{File: "Recipe", BuildArgs: args})
 	if err != nil {
 		return nil, err
 	}
 	res, err := builder.Build(context.Background(), plan, builder.Options{
 		ContextDir: contextDir,
+		RecipePath: recipePath,
 		Store:      e.store,
 		Snapshots:  e.snaps,
 		Epoch:      e.epoch,
@@ -249,4 +264,9 @@ func stat(t *testing.T, root, rel string) (entry, bool) {
 		e.content = string(b)
 	}
 	return e, true
+}
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
