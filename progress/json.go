@@ -1,0 +1,68 @@
+package progress
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+)
+
+// event is one line of the json mode. Fields that do not apply to the
+// event's type are left out.
+type event struct {
+	Time       string  `json:"time"` // RFC 3339 with nanoseconds
+	Type       string  `json:"type"` // start, output, done or log
+	ID         *int    `json:"id,omitempty"`
+	Stage      string  `json:"stage,omitempty"`
+	Index      int     `json:"index,omitempty"`
+	Total      int     `json:"total,omitempty"`
+	Text       string  `json:"text,omitempty"` // the step's text, or the log message
+	Cached     *bool   `json:"cached,omitempty"`
+	Canceled   bool    `json:"canceled,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	DurationMS *int64  `json:"duration_ms,omitempty"`
+	Data       *string `json:"data,omitempty"` // one line of output, without its newline
+}
+
+// jsonSink prints one JSON object per event and per output line.
+type jsonSink struct {
+	c   *core
+	buf bytes.Buffer
+}
+
+func (j *jsonSink) emit(e *event) {
+	e.Time = j.c.now().Format(time.RFC3339Nano)
+	j.buf.Reset()
+	enc := json.NewEncoder(&j.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return // cannot happen: every field encodes
+	}
+	j.c.out.Write(j.buf.Bytes())
+}
+
+func stepEvent(typ string, st *step) *event {
+	id := st.ID
+	return &event{Type: typ, ID: &id, Stage: st.Stage, Index: st.Index, Total: st.Total, Text: st.Text}
+}
+
+func (j *jsonSink) start(st *step) { j.emit(stepEvent("start", st)) }
+
+func (j *jsonSink) line(st *step, line []byte) {
+	id, data := st.ID, string(line)
+	j.emit(&event{Type: "output", ID: &id, Data: &data})
+}
+
+func (j *jsonSink) done(st *step) {
+	e := stepEvent("done", st)
+	hit, ms := st.status == cached, st.duration().Milliseconds()
+	e.Cached, e.DurationMS = &hit, &ms
+	e.Canceled = st.status == canceled
+	if st.err != nil {
+		e.Error = st.err.Error()
+	}
+	j.emit(e)
+}
+
+func (j *jsonSink) log(msg string) { j.emit(&event{Type: "log", Text: msg}) }
+
+func (j *jsonSink) close() {}

@@ -1,0 +1,50 @@
+package progress
+
+import (
+	"fmt"
+	"strings"
+)
+
+// plain prints one line per event, prefixed with the step's number:
+//
+//	#3 [builder 2/5] RUN make
+//	#3 cc -o app main.c
+//	#3 DONE 1.23s
+type plain struct {
+	c *core
+}
+
+func (p *plain) start(st *step) {
+	fmt.Fprintf(p.c.out, "#%d %s\n", st.ID, st)
+}
+
+func (p *plain) line(st *step, line []byte) {
+	// One Write per line: a line is never torn, even by a writer
+	// shared with someone else.
+	b := make([]byte, 0, len(line)+16)
+	b = fmt.Appendf(b, "#%d ", st.ID)
+	b = append(b, line...)
+	b = append(b, '\n')
+	p.c.out.Write(b)
+}
+
+func (p *plain) done(st *step) {
+	switch st.status {
+	case cached:
+		fmt.Fprintf(p.c.out, "#%d CACHED\n", st.ID)
+	case failed:
+		fmt.Fprintf(p.c.out, "#%d ERROR: %v\n", st.ID, st.err)
+	case canceled:
+		fmt.Fprintf(p.c.out, "#%d CANCELED\n", st.ID)
+	default:
+		fmt.Fprintf(p.c.out, "#%d DONE %.2fs\n", st.ID, st.duration().Seconds())
+	}
+}
+
+func (p *plain) log(msg string) {
+	fmt.Fprintf(p.c.out, "%s\n", msg)
+}
+
+func (p *plain) close() {
+	p.c.writeFailures(p.c.out, func(s string) string { return strings.TrimSuffix(s, "\r") })
+}
