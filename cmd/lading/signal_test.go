@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lading-build/lading/internal/testutil"
+)
+
+// busyboxContext makes a build context with a busybox rootfs under rootfs/.
+func busyboxContext(t *testing.T, recipe string) string {
+	t.Helper()
+	dir := t.TempDir()
+	testutil.BusyboxRootfs(t, filepath.Join(dir, "rootfs"))
+	writeFiles(t, dir, map[string]string{"Recipe": recipe})
+	return dir
+}
+
+// TestInterruptDuringRun sends SIGINT to lading while a RUN step sleeps:
+// lading must exit 130 quickly, leave no mount and no process behind,
+// and the next build on the same root must succeed.
+func TestInterruptDuringRun(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	testutil.CheckNoMounts(t, root)
+	marker := "lading-sigint-test-" + filepath.Base(root)
+	dir := busyboxContext(t, "FROM scratch\nCOPY rootfs/ /\nRUN sleep 300; echo "+marker+"\n")
+
+	cmd := exec.Command(os.Args[0], "build", "--root", root, "--progress", "plain", dir)
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the RUN step has started.
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := false
+		for sc.Scan() {
+			if !once && strings.Contains(sc.Text(), "RUN sleep 300") {
+				once = true
+				close(started)
+			}
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("RUN step did not start")
+	}
+	time.Sleep(300 * time.Millisecond) // let the container reach its sleep
+	if !processRunning(marker) {
+		t.Fatal("the RUN step's process is not running")
+	}
+	begin := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130", err)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("took %v to stop", d)
+	}
+	if processRunning(marker) {
+		t.Error("the RUN step's process survived the interrupt")
+	}
+	if m := testutil.MountsUnder(t, root); len(m) > 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	// The store is still usable.
+	dir2 := busyboxContext(t, "FROM scratch\nCOPY rootfs/ /\nRUN echo ok > /ok\n")
+	if r := lading(t, "", "build", "--root", root, "--progress", "quiet", dir2); r.code != 0 {
+		t.Fatalf("rebuild failed (%d):\n%s", r.code, r.stderr)
+	}
+}
+
+// processRunning reports whether a process whose command line contains s
+// exists.
+func processRunning(s string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(b), s) && !strings.Contains(string(b), "-test.") {
+			return true
+		}
+	}
+	return false
+}
