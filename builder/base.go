@@ -24,9 +24,9 @@ func hostPlatform() v1.Platform {
 // and the base image's ONBUILD triggers.
 func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []string, error) {
 	if st.FromStage >= 0 {
-		parent, ok := b.results[st.FromStage]
-		if !ok {
-			return nil, nil, fmt.Errorf("stage %d was not built", st.FromStage)
+		parent, err := b.stage(ctx, st.FromStage)
+		if err != nil {
+			return nil, nil, err
 		}
 		return parent.clone(), nil, nil
 	}

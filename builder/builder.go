@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/progress"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
@@ -36,10 +39,12 @@ type Options struct {
 	Network  string
 	Hostname string
 	Limits   runtime.Limits
-	// Progress receives human-readable progress and the output of RUN
-	// steps; nil discards it.
-	Progress io.Writer
+	// Progress receives the build's events and the output of RUN steps;
+	// nil discards them.
+	Progress progress.Reporter
 	Platform v1.Platform
+	// Jobs is how many stages may run at once; 0 means the number of CPUs.
+	Jobs int
 }
 
 // Result is a built image.
@@ -66,7 +71,10 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		return nil, errors.New("builder: store and snapshotter are required")
 	}
 	if opts.Progress == nil {
-		opts.Progress = io.Discard
+		opts.Progress = progress.Discard()
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = goruntime.NumCPU()
 	}
 	if opts.Network == "" {
 		opts.Network = runtime.NetworkHost
@@ -82,29 +90,19 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		return nil, err
 	}
 	b := &build{
-		opts:    opts,
-		plan:    plan,
-		ignore:  ignore,
-		results: make(map[int]*stageResult),
-		id:      fmt.Sprintf("%x", time.Now().UnixNano()),
-		out:     newProgress(opts.Progress),
+		opts:   opts,
+		plan:   plan,
+		ignore: ignore,
+		stages: make([]*future, len(plan.Stages)),
+		id:     fmt.Sprintf("%x", time.Now().UnixNano()),
+		rep:    opts.Progress,
 	}
 	defer b.cleanup(context.WithoutCancel(ctx))
 
-	for i, st := range plan.Stages {
-		if !plan.Needed[i] {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		res, err := b.runStage(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		b.results[i] = res
+	if err := b.runStages(ctx); err != nil {
+		return nil, err
 	}
-	target := b.results[plan.Target]
+	target := b.stages[plan.Target].res
 	img, err := target.image(opts)
 	if err != nil {
 		return nil, fmt.Errorf("assembling image: %w", err)
@@ -118,29 +116,117 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 
 // build is the state of one Build call.
 type build struct {
-	opts    Options
-	plan    *parser.Plan
-	ignore  *patternmatcher.PatternMatcher
-	results map[int]*stageResult
-	id      string
-	out     *progress
-	seq     int
+	opts   Options
+	plan   *parser.Plan
+	ignore *patternmatcher.PatternMatcher
+	// stages holds a future per needed stage, resolved when it is built.
+	stages []*future
+	id     string
+	rep    progress.Reporter
+
+	mu     sync.Mutex
+	seq    int
+	stepID int
 	// snaps are the snapshots this build created, removed at the end in
 	// reverse order (children before parents).
 	snaps []string
 }
 
+// future is the result of a stage, ready when done is closed.
+type future struct {
+	done chan struct{}
+	res  *stageResult
+	err  error
+}
+
+// stage waits for stage i and returns its result.
+func (b *build) stage(ctx context.Context, i int) (*stageResult, error) {
+	if i < 0 || i >= len(b.stages) || b.stages[i] == nil {
+		return nil, fmt.Errorf("stage %d is not part of this build", i)
+	}
+	f := b.stages[i]
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, fmt.Errorf("stage %d failed: %w", i, context.Canceled)
+	}
+	return f.res, nil
+}
+
+// runStages builds every needed stage, independent ones in parallel (at
+// most Jobs at a time), each after the stages it depends on. The first
+// failure cancels the others.
+func (b *build) runStages(ctx context.Context) error {
+	for i := range b.plan.Stages {
+		if b.plan.Needed[i] {
+			b.stages[i] = &future{done: make(chan struct{})}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	sem := make(chan struct{}, b.opts.Jobs)
+	for i, st := range b.plan.Stages {
+		f := b.stages[i]
+		if f == nil {
+			continue
+		}
+		g.Go(func() error {
+			defer close(f.done)
+			for _, d := range st.Deps {
+				if _, err := b.stage(gctx, d); err != nil {
+					f.err = err
+					return err
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-gctx.Done():
+				f.err = gctx.Err()
+				return f.err
+			}
+			defer func() { <-sem }()
+			f.res, f.err = b.runStage(gctx, st)
+			return f.err
+		})
+	}
+	err := g.Wait()
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
 func (b *build) newName(kind string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.seq++
 	return fmt.Sprintf("%s-%s-%d", kind, b.id, b.seq)
+}
+
+func (b *build) newStepID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stepID++
+	return b.stepID
+}
+
+// own records a snapshot for removal at the end of the build.
+func (b *build) own(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.snaps = append(b.snaps, name)
 }
 
 func (b *build) cleanup(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for i := len(b.snaps) - 1; i >= 0; i-- {
 		if err := b.opts.Snapshots.Remove(ctx, b.snaps[i]); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
-			fmt.Fprintf(b.opts.Progress, "warning: removing snapshot %s: %v\n", b.snaps[i], err)
+			b.rep.Log("warning: removing snapshot %s: %v", b.snaps[i], err)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/progress"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 )
@@ -48,7 +49,7 @@ func (s *stage) fsStep(ctx context.Context, fn func(rootfs string) error) (layer
 		return nil, fmt.Errorf("committing snapshot: %w", err)
 	}
 	committed = true
-	b.snaps = append(b.snaps, name)
+	b.own(name)
 	s.res.snap = name
 	return b.layerOf(ctx, name)
 }
@@ -236,9 +237,9 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 	var srcSnap string
 	switch {
 	case step.FromStage >= 0:
-		r, ok := b.results[step.FromStage]
-		if !ok {
-			return nil, fmt.Errorf("stage %d was not built", step.FromStage)
+		r, err := b.stage(ctx, step.FromStage)
+		if err != nil {
+			return nil, err
 		}
 		srcSnap = r.snap
 	default:
@@ -293,8 +294,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 	if len(args) == 0 {
 		return nil, errors.New("RUN needs a command")
 	}
-	tail := newTail(20)
-	out := io.MultiWriter(s.b.out.output(id), tail)
+	out := s.b.rep.Output(id)
 	layer, err := s.fsStep(ctx, func(root string) error {
 		return runtime.Run(ctx, runtime.Spec{
 			Rootfs:   root,
@@ -315,7 +315,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 			return nil, &StepError{
 				Loc:  step.Loc,
 				Msg:  "RUN " + oneLine(strings.Join(c.CmdLine, " ")) + ": " + exit.Error(),
-				Tail: tail.String(),
+				Tail: progress.Tail(s.b.rep, id),
 				Err:  err,
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/internal/testutil"
 	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/progress"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
@@ -104,13 +105,18 @@ func (e *env) buildOpts(contextDir, recipePath, recipe string, args map[string]s
 	if err != nil {
 		return nil, err
 	}
+	rep, err := progress.New("plain", &e.progress)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rep.Close()
 	res, err := builder.Build(context.Background(), plan, builder.Options{
 		ContextDir: contextDir,
 		RecipePath: recipePath,
 		Store:      e.store,
 		Snapshots:  e.snaps,
 		Epoch:      e.epoch,
-		Progress:   &e.progress,
+		Progress:   rep,
 	})
 	if err != nil {
 		e.t.Logf("build output:\n%s", e.progress.String())

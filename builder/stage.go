@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/progress"
 )
 
 // defaultPath is the PATH Docker gives images that set none.
@@ -54,13 +55,14 @@ type arg struct {
 
 func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, error) {
 	s := &stage{b: b, st: st, numSteps: len(st.Steps) + 1}
-	start := time.Now()
-	id := b.out.start(s.label(st.Loc.String(), "FROM "+st.From))
+	id := s.start("FROM " + st.From)
 	res, triggers, err := b.base(ctx, st)
 	if err != nil {
-		return nil, &StepError{Loc: st.Loc, Msg: fmt.Sprintf("FROM %s: %v", st.From, err), Err: err}
+		err = &StepError{Loc: st.Loc, Msg: fmt.Sprintf("FROM %s: %v", st.From, err), Err: err}
+		b.rep.Done(id, false, err)
+		return nil, err
 	}
-	b.out.done(id, time.Since(start))
+	b.rep.Done(id, false, nil)
 	s.res = res
 	s.shell = res.cfg.Config.Shell
 	if len(s.shell) == 0 {
@@ -89,14 +91,16 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 	return s.res, nil
 }
 
-// label names a step in progress output: "[name 2/5] COPY a /b".
-func (s *stage) label(_ string, text string) string {
+// start reports the stage's next step and returns its progress id.
+func (s *stage) start(text string) int {
 	s.stepNum++
 	name := s.st.Name
 	if name == "" {
 		name = fmt.Sprintf("stage-%d", s.st.Index)
 	}
-	return fmt.Sprintf("[%s %d/%d] %s", name, s.stepNum, s.numSteps, oneLine(text))
+	id := s.b.newStepID()
+	s.b.rep.Start(progress.Step{ID: id, Stage: name, Index: s.stepNum, Total: s.numSteps, Text: oneLine(text)})
+	return id
 }
 
 func oneLine(s string) string {
@@ -107,19 +111,21 @@ func oneLine(s string) string {
 	return s
 }
 
-func (s *stage) runStep(ctx context.Context, step *parser.Step) error {
-	start := time.Now()
-	id := s.b.out.start(s.label(step.Loc.String(), step.Text))
+func (s *stage) runStep(ctx context.Context, step *parser.Step) (err error) {
+	id := s.start(step.Text)
+	defer func() { s.b.rep.Done(id, false, err) }()
 	cmd, err := s.b.plan.Expand(step, s.expandEnv())
 	if err != nil {
 		return stepErr(step, err)
 	}
 	layer, err := s.dispatch(ctx, step, cmd, id)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return stepErr(step, err)
 	}
 	s.addHistory(step, layer)
-	s.b.out.done(id, time.Since(start))
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/lading-build/lading/builder"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/progress"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
@@ -35,6 +36,7 @@ type buildFlags struct {
 	memory      string
 	pidsLimit   int64
 	cpus        float64
+	jobs        int
 }
 
 func newBuildCmd() *cobra.Command {
@@ -61,7 +63,8 @@ written to each --output:
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build argument KEY=VALUE (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build this stage (name or index) instead of the last")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image: type=oci|docker|local,dest=PATH (repeatable)")
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: "+strings.Join(progress.Modes, ", "))
+	fl.IntVar(&f.jobs, "jobs", 0, "stages built at once (default: number of CPUs)")
 	fl.StringVar(&f.network, "network", runtime.NetworkHost, "network of RUN steps: host or none")
 	fl.StringVar(&f.hostname, "hostname", "", "hostname of RUN steps")
 	fl.StringVar(&f.snapshotter, "snapshotter", "overlay", "snapshotter: overlay or native")
@@ -119,10 +122,13 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	if err != nil {
 		return err
 	}
-	progress, quiet := progressWriter(cmd, f.progress)
 	platform, err := parsePlatform(f.platform)
 	if err != nil {
 		return err
+	}
+	rep, err := progress.New(f.progress, cmd.ErrOrStderr())
+	if err != nil {
+		return fmt.Errorf("--progress: %w", err)
 	}
 	res, err := builder.Build(ctx, plan, builder.Options{
 		ContextDir: contextDir,
@@ -133,11 +139,13 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		Network:    f.network,
 		Hostname:   f.hostname,
 		Limits:     limits,
-		Progress:   progress,
+		Progress:   rep,
 		Platform:   platform,
+		Jobs:       f.jobs,
 	})
 	if err != nil {
-		return err
+		rep.Close()
+		return withTail(err, f.progress)
 	}
 	for _, t := range f.tags {
 		if err := st.Tag(t, res.Digest.String()); err != nil {
@@ -146,14 +154,24 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	}
 	for _, o := range outs {
 		if err := exporter(o, f.tags).Export(ctx, res.Image); err != nil {
+			rep.Close()
 			return fmt.Errorf("writing %s output to %s: %w", o.typ, o.dest, err)
 		}
-		if !quiet {
-			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s output: %s\n", o.typ, o.dest)
-		}
+		rep.Log("wrote %s output: %s", o.typ, o.dest)
 	}
+	rep.Close()
 	fmt.Fprintln(cmd.OutOrStdout(), res.Digest.String())
 	return nil
+}
+
+// withTail drops the output tail from a step error when the progress
+// view already printed it (plain and tty print failed steps' output).
+func withTail(err error, mode string) error {
+	var se *builder.StepError
+	if errors.As(err, &se) && mode != "quiet" && mode != "json" {
+		se.Tail = ""
+	}
+	return err
 }
 
 func exporter(o output, names []string) image.Exporter {
@@ -293,16 +311,6 @@ func sourceDateEpoch() (*int64, error) {
 		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
 	}
 	return &n, nil
-}
-
-func progressWriter(cmd *cobra.Command, mode string) (io.Writer, bool) {
-	switch mode {
-	case "quiet":
-		return io.Discard, true
-	default:
-		// auto, plain and tty all print plain lines until the live view lands.
-		return cmd.ErrOrStderr(), false
-	}
 }
 
 func openStore(cmd *cobra.Command) (*store.Store, error) {
