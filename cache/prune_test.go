@@ -1,0 +1,258 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// pruneFixture: A <- B <- {C, E}, and D alone. E changed no files, so it
+// shares B's snapshot and has no layer.
+type pruneFixture struct {
+	c     *Cache
+	keys  map[string]string // name -> key
+	sizes map[string]int64  // snapshot -> size
+}
+
+func newPruneFixture(t *testing.T) *pruneFixture {
+	t.Helper()
+	f := &pruneFixture{c: openTest(t), keys: map[string]string{},
+		sizes: map[string]int64{"snapA": 100, "snapB": 200, "snapC": 300, "snapD": 400}}
+	specs := []struct {
+		name, parent, snap string
+		layer              int64
+		age                time.Duration
+	}{
+		{"A", "", "snapA", 10, 5 * time.Hour},
+		{"D", "", "snapD", 40, 4 * time.Hour},
+		{"B", "A", "snapB", 20, 3 * time.Hour},
+		{"E", "B", "snapB", 0, 2 * time.Hour},
+		{"C", "B", "snapC", 30, 1 * time.Hour},
+	}
+	for _, s := range specs {
+		f.keys[s.name] = testKey(s.name, 0)
+		r := &Record{Key: f.keys[s.name], Parent: f.keys[s.parent], Snapshot: s.snap, Step: s.name}
+		if s.layer > 0 {
+			r.Layer = &LayerDesc{Digest: "sha256:layer" + s.name, Size: s.layer}
+		}
+		if err := f.c.Put(r); err != nil {
+			t.Fatal(err)
+		}
+		setLastUsed(t, f.c, r.Key, time.Now().Add(-s.age))
+	}
+	return f
+}
+
+func (f *pruneFixture) sizeOf(s string) int64 { return f.sizes[s] }
+
+// prune runs Prune, checking that every snapshot is removed only after no
+// record refers to it, and returns the removed snapshots in order.
+func (f *pruneFixture) prune(t *testing.T, keep int64) ([]string, PruneStats, error) {
+	t.Helper()
+	var removed []string
+	st, err := f.c.Prune(context.Background(), keep, f.sizeOf, func(_ context.Context, snap string) error {
+		recs, err := f.c.Records()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Snapshot == snap {
+				t.Errorf("removing %s while record %s still uses it", snap, r.Step)
+			}
+		}
+		removed = append(removed, snap)
+		return nil
+	})
+	return removed, st, err
+}
+
+func (f *pruneFixture) left(t *testing.T) []string {
+	t.Helper()
+	recs, err := f.c.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Step)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func TestPrune(t *testing.T) {
+	cases := []struct {
+		name    string
+		keep    int64
+		removed []string
+		left    []string
+		stats   PruneStats
+	}{
+		{"nothing to do", 1100, nil, []string{"A", "B", "C", "D", "E"}, PruneStats{}},
+		// A is least recently used; its dependents go first (E before C as
+		// E is older), B's snapshot only once both B and E are gone.
+		{"oldest with dependents", 500, []string{"snapC", "snapB", "snapA"}, []string{"D"},
+			PruneStats{Records: 4, Snapshots: 3, Bytes: 660}},
+		{"everything", -1, []string{"snapC", "snapB", "snapA", "snapD"}, nil,
+			PruneStats{Records: 5, Snapshots: 4, Bytes: 1100}},
+		{"zero", 0, []string{"snapC", "snapB", "snapA", "snapD"}, nil,
+			PruneStats{Records: 5, Snapshots: 4, Bytes: 1100}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newPruneFixture(t)
+			removed, st, err := f.prune(t, tc.keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(removed, tc.removed) {
+				t.Errorf("removed %v, want %v", removed, tc.removed)
+			}
+			if got := f.left(t); !slices.Equal(got, tc.left) {
+				t.Errorf("left %v, want %v", got, tc.left)
+			}
+			if st != tc.stats {
+				t.Errorf("stats %+v, want %+v", st, tc.stats)
+			}
+		})
+	}
+}
+
+func TestPruneLRU(t *testing.T) {
+	c := openTest(t)
+	order := []string{"Y", "Z", "X"} // least recently used first
+	for i, name := range order {
+		r := &Record{Key: testKey(name, 0), Snapshot: "snap" + name, Step: name}
+		if err := c.Put(r); err != nil {
+			t.Fatal(err)
+		}
+		setLastUsed(t, c, r.Key, time.Now().Add(time.Duration(i-10)*time.Minute))
+	}
+	c.Get(testKey("Y", 0)) // now the most recent
+	var removed []string
+	_, err := c.Prune(context.Background(), 150, func(string) int64 { return 100 }, func(_ context.Context, s string) error {
+		removed = append(removed, s)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"snapZ", "snapX"}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+}
+
+func TestPruneRemoveError(t *testing.T) {
+	f := newPruneFixture(t)
+	boom := errors.New("boom")
+	var removed []string
+	_, err := f.c.Prune(context.Background(), -1, f.sizeOf, func(_ context.Context, s string) error {
+		if s == "snapB" {
+			return boom
+		}
+		removed = append(removed, s)
+		return nil
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("Prune = %v, want boom", err)
+	}
+	if want := []string{"snapC", "snapA", "snapD"}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	if left := f.left(t); len(left) != 0 {
+		t.Errorf("records left: %v", left)
+	}
+}
+
+func TestPruneWaitsForBuilds(t *testing.T) {
+	f := newPruneFixture(t)
+	release, err := f.c.Hold(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release2, err := f.c.Hold(context.Background()) // holds are shared
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := f.c.Prune(ctx, -1, f.sizeOf, func(context.Context, string) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Prune during a build = %v, want DeadlineExceeded", err)
+	}
+	release()
+	release2()
+	if _, _, err := f.prune(t, -1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPruneRemovesLockFiles(t *testing.T) {
+	f := newPruneFixture(t)
+	for _, k := range f.keys {
+		if k == "" {
+			continue
+		}
+		unlock, err := f.c.Lock(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+	}
+	if _, _, err := f.prune(t, -1); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(f.c.path("locks")); len(left) != 0 {
+		t.Errorf("%d lock files left", len(left))
+	}
+	if left, _ := os.ReadDir(f.c.path("parents")); len(left) != 0 {
+		t.Errorf("%d index directories left", len(left))
+	}
+}
+
+func TestUsage(t *testing.T) {
+	f := newPruneFixture(t)
+	u, err := f.c.Usage(f.sizeOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Records != 5 || u.Snapshots != 4 || u.Size != 1100 || u.Reclaimable != 1100 {
+		t.Errorf("Usage = %+v", u)
+	}
+	var steps []string
+	for _, e := range u.Entries {
+		steps = append(steps, e.Step)
+	}
+	if want := []string{"C", "E", "B", "D", "A"}; !slices.Equal(steps, want) {
+		t.Errorf("entries %v, want %v (most recent first)", steps, want)
+	}
+	if u.Entries[0].Size != 330 {
+		t.Errorf("C size = %d, want 330", u.Entries[0].Size)
+	}
+}
+
+func TestDirSize(t *testing.T) {
+	dir := t.TempDir()
+	big := make([]byte, 64<<10)
+	writeTree(t, dir, map[string]string{"a/b": string(big), "small": "x", "empty/": ""})
+	base := DirSize(dir)
+	if base < int64(len(big)) {
+		t.Fatalf("DirSize = %d, want at least %d", base, len(big))
+	}
+	if err := os.Link(filepath.Join(dir, "a/b"), filepath.Join(dir, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "symlink")); err != nil {
+		t.Fatal(err)
+	}
+	// A hard link adds nothing; a symlink (not followed) at most a block.
+	if got := DirSize(dir); got < base || got > base+4096 {
+		t.Errorf("DirSize with links = %d, want %d (+ at most one block)", got, base)
+	}
+	if got := DirSize(filepath.Join(dir, "missing")); got != 0 {
+		t.Errorf("DirSize(missing) = %d", got)
+	}
+}
