@@ -3,6 +3,7 @@ package builder
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -37,8 +38,7 @@ func (r *stageResult) image(opts Options) (v1.Image, error) {
 	if n := nonEmpty(cfg.History); n != len(r.layers) {
 		return nil, fmt.Errorf("history has %d layer entries for %d layers", n, len(r.layers))
 	}
-	created := timeOf(opts)
-	cfg.Created = v1.Time{Time: created}
+	cfg.Created = v1.Time{Time: r.created(opts)}
 	if cfg.OS == "" {
 		cfg.OS = opts.Platform.OS
 	}
@@ -69,4 +69,22 @@ func ociLayerType(mt types.MediaType) types.MediaType {
 		return types.OCILayerZStd
 	}
 	return mt
+}
+
+// created is the image's creation time: SOURCE_DATE_EPOCH when set, else
+// the latest time in its history (so a cached rebuild is identical).
+func (r *stageResult) created(opts Options) time.Time {
+	if opts.Epoch != nil {
+		return timeOf(opts)
+	}
+	var latest time.Time
+	for _, h := range r.history {
+		if h.Created.After(latest) {
+			latest = h.Created.Time
+		}
+	}
+	if latest.IsZero() {
+		return timeOf(opts)
+	}
+	return latest.UTC()
 }

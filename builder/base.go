@@ -37,7 +37,7 @@ func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []str
 			Variant:      b.opts.Platform.Variant,
 			Config:       v1.Config{Env: []string{"PATH=" + defaultPath}},
 		}
-		return &stageResult{cfg: cfg}, nil, nil
+		return &stageResult{cfg: cfg, base: "scratch"}, nil, nil
 	}
 	img, err := b.resolveImage(ctx, st.From)
 	if err != nil {
@@ -80,7 +80,11 @@ func (b *build) fromImage(ctx context.Context, img v1.Image) (*stageResult, []st
 	}
 	triggers := cfg.Config.OnBuild
 	cfg.Config.OnBuild = nil
-	res := &stageResult{cfg: cfg, layers: layers, history: cf.History, snap: snap}
+	dgst, err := img.Digest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading image digest: %w", err)
+	}
+	res := &stageResult{cfg: cfg, layers: layers, history: cf.History, snap: snap, base: dgst.String(), stamp: cf.Created.Time}
 	if len(res.history) == 0 {
 		// Keep history and layers consistent for images that have none.
 		for range layers {

@@ -15,6 +15,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
@@ -45,6 +46,15 @@ type Options struct {
 	Platform v1.Platform
 	// Jobs is how many stages may run at once; 0 means the number of CPUs.
 	Jobs int
+	// Cache is the step cache; nil builds everything.
+	Cache *cache.Cache
+	// NoCache runs every step (and records nothing); NoCacheFilter does
+	// that for the named stages only.
+	NoCache       bool
+	NoCacheFilter []string
+	// ExplainCache reports, for the first miss of each stage, why it
+	// missed.
+	ExplainCache bool
 }
 
 // Result is a built image.
@@ -99,6 +109,21 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 	}
 	defer b.cleanup(context.WithoutCancel(ctx))
 
+	if c := opts.Cache; c != nil && !opts.NoCache {
+		release, err := c.Hold(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("opening build cache: %w", err)
+		}
+		defer release()
+		if b.stat, err = cache.OpenStatCache(c.StatDir(), opts.ContextDir); err != nil {
+			return nil, fmt.Errorf("opening build cache: %w", err)
+		}
+		defer func() {
+			if err := b.stat.Save(); err != nil {
+				b.rep.Log("warning: saving the context's stat cache: %v", err)
+			}
+		}()
+	}
 	if err := b.runStages(ctx); err != nil {
 		return nil, err
 	}
@@ -123,6 +148,7 @@ type build struct {
 	stages []*future
 	id     string
 	rep    progress.Reporter
+	stat   *cache.StatCache
 
 	mu     sync.Mutex
 	seq    int

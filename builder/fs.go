@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
+	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
@@ -25,9 +26,10 @@ import (
 var errUnsupported = errors.New("not supported yet")
 
 // fsStep runs fn against a writable snapshot on top of the stage's rootfs,
-// commits it and turns the change into a layer. It returns nil for a
-// step that changed nothing.
-func (s *stage) fsStep(ctx context.Context, fn func(rootfs string) error) (layer v1.Layer, err error) {
+// commits it as name (a temporary name, removed after the build, when "")
+// and turns the change into a layer. It returns nil for a step that
+// changed nothing.
+func (s *stage) fsStep(ctx context.Context, name string, fn func(rootfs string) error) (layer v1.Layer, err error) {
 	b := s.b
 	sn := b.opts.Snapshots
 	key := b.newName("active")
@@ -44,12 +46,17 @@ func (s *stage) fsStep(ctx context.Context, fn func(rootfs string) error) (layer
 	if err := b.withMounted(mounts, fn); err != nil {
 		return nil, err
 	}
-	name := b.newName("step")
+	temporary := name == ""
+	if temporary {
+		name = b.newName("step")
+	}
 	if err := sn.Commit(ctx, name, key); err != nil {
 		return nil, fmt.Errorf("committing snapshot: %w", err)
 	}
 	committed = true
-	b.own(name)
+	if temporary {
+		b.own(name)
+	}
 	s.res.snap = name
 	return b.layerOf(ctx, name)
 }
@@ -125,8 +132,11 @@ func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) (v1
 	p = path.Clean(p)
 	s.res.cfg.Config.WorkingDir = p
 	user := s.res.cfg.Config.User
-	return s.fsStep(ctx, func(root string) error {
-		return mkdirInRoot(root, p, user)
+	kb := s.newKey("WORKDIR").Add(cache.FieldInstruction, "WORKDIR "+p).Add("user", user)
+	return s.cached(ctx, kb, func(name string) (v1.Layer, error) {
+		return s.fsStep(ctx, name, func(root string) error {
+			return mkdirInRoot(root, p, user)
+		})
 	})
 }
 
@@ -195,7 +205,7 @@ func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.Cop
 		SrcRoot: s.b.opts.ContextDir,
 	}
 	if c.From == "" {
-		return s.copyInto(ctx, req)
+		return s.copyInto(ctx, "COPY", req)
 	}
 	req.Ignore = nil
 	req.KeepOwner = true
@@ -209,7 +219,7 @@ func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddComm
 	if len(c.ExcludePatterns) > 0 || c.KeepGitDir != nil || c.Unpack != nil {
 		return nil, fmt.Errorf("ADD --exclude, --keep-git-dir and --unpack are %w", errUnsupported)
 	}
-	return s.copyInto(ctx, copier.Request{
+	return s.copyInto(ctx, "ADD", copier.Request{
 		SrcRoot:  s.b.opts.ContextDir,
 		Sources:  c.SourcePaths,
 		Dest:     c.DestPath,
@@ -223,8 +233,20 @@ func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddComm
 	})
 }
 
-func (s *stage) copyInto(ctx context.Context, req copier.Request) (v1.Layer, error) {
-	return s.fsStep(ctx, func(root string) error {
+// copyInto runs a COPY or ADD from the build context, keyed by the
+// digests of the files it selects.
+func (s *stage) copyInto(ctx context.Context, kind string, req copier.Request) (v1.Layer, error) {
+	kb, err := s.copyKey(ctx, kind, req)
+	if err != nil {
+		return nil, err
+	}
+	return s.cached(ctx, kb, func(name string) (v1.Layer, error) {
+		return s.copyStep(ctx, name, req)
+	})
+}
+
+func (s *stage) copyStep(ctx context.Context, name string, req copier.Request) (v1.Layer, error) {
+	return s.fsStep(ctx, name, func(root string) error {
 		req.DestRoot = root
 		return copier.Copy(ctx, req)
 	})
@@ -234,16 +256,20 @@ func (s *stage) copyInto(ctx context.Context, req copier.Request) (v1.Layer, err
 // image's, shown read-only.
 func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Request) (v1.Layer, error) {
 	b := s.b
-	var srcSnap string
+	var srcSnap, fromKey string
 	switch {
 	case step.FromStage >= 0:
 		r, err := b.stage(ctx, step.FromStage)
 		if err != nil {
 			return nil, err
 		}
-		srcSnap = r.snap
+		srcSnap, fromKey = r.snap, "stage:"+r.key
 	default:
 		img, err := b.resolveImage(ctx, step.FromImage)
+		if err != nil {
+			return nil, err
+		}
+		dgst, err := img.Digest()
 		if err != nil {
 			return nil, err
 		}
@@ -254,22 +280,26 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 		if srcSnap, err = b.unpack(ctx, layers); err != nil {
 			return nil, err
 		}
+		fromKey = "image:" + dgst.String()
 	}
-	sn := b.opts.Snapshots
-	key := b.newName("view")
-	mounts, err := sn.View(ctx, key, srcSnap)
-	if err != nil {
-		return nil, fmt.Errorf("preparing source view: %w", err)
-	}
-	defer sn.Remove(context.WithoutCancel(ctx), key)
-	var layer v1.Layer
-	err = b.withMounted(mounts, func(src string) error {
-		req.SrcRoot = src
-		var err error
-		layer, err = s.copyInto(ctx, req)
-		return err
+	kb := s.newKey("COPY").Add(cache.FieldInstruction, copyText("COPY", req)).Add("from", fromKey)
+	return s.cached(ctx, kb, func(name string) (v1.Layer, error) {
+		sn := b.opts.Snapshots
+		key := b.newName("view")
+		mounts, err := sn.View(ctx, key, srcSnap)
+		if err != nil {
+			return nil, fmt.Errorf("preparing source view: %w", err)
+		}
+		defer sn.Remove(context.WithoutCancel(ctx), key)
+		var layer v1.Layer
+		err = b.withMounted(mounts, func(src string) error {
+			req.SrcRoot = src
+			var err error
+			layer, err = s.copyStep(ctx, name, req)
+			return err
+		})
+		return layer, err
 	})
-	return layer, err
 }
 
 // run executes a RUN step in a container on the step's snapshot.
@@ -295,18 +325,30 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 		return nil, errors.New("RUN needs a command")
 	}
 	out := s.b.rep.Output(id)
-	layer, err := s.fsStep(ctx, func(root string) error {
-		return runtime.Run(ctx, runtime.Spec{
-			Rootfs:   root,
-			Args:     args,
-			Env:      s.runEnv(),
-			Cwd:      s.workdirPath(),
-			User:     s.res.cfg.Config.User,
-			Hostname: s.b.opts.Hostname,
-			Network:  network,
-			Stdout:   out,
-			Stderr:   out,
-			Limits:   s.b.opts.Limits,
+	spec := runtime.Spec{
+		Args:     args,
+		Env:      s.runEnv(),
+		Cwd:      s.workdirPath(),
+		User:     s.res.cfg.Config.User,
+		Hostname: s.b.opts.Hostname,
+		Network:  network,
+		Stdout:   out,
+		Stderr:   out,
+		Limits:   s.b.opts.Limits,
+	}
+	kb := s.newKey("RUN").
+		Add(cache.FieldInstruction, historyText(step)).
+		Add("shell", strings.Join(s.shell, "\x00")).
+		Add(cache.FieldArg, strings.Join(s.argList(), "\x00")).
+		Add(cache.FieldEnv, strings.Join(s.res.cfg.Config.Env, "\x00")).
+		Add("workdir", spec.Cwd).
+		Add("user", spec.User).
+		Add("hostname", spec.Hostname).
+		Add("network", network)
+	layer, err := s.cached(ctx, kb, func(name string) (v1.Layer, error) {
+		return s.fsStep(ctx, name, func(root string) error {
+			spec.Rootfs = root
+			return runtime.Run(ctx, spec)
 		})
 	})
 	if err != nil {

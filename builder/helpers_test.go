@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/internal/testutil"
 	"github.com/lading-build/lading/parser"
@@ -38,9 +39,14 @@ type env struct {
 	dir   string
 	store *store.Store
 	snaps snapshot.Snapshotter
+	cache *cache.Cache
 	epoch *int64
+	// opts, when set, adjusts the builder options of every build.
+	opts func(*builder.Options)
 	// progress collects the build output, shown when a test fails.
 	progress bytes.Buffer
+	// last records the events of the latest build.
+	last *recorder
 }
 
 func newEnv(t *testing.T) *env {
@@ -57,7 +63,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sn.Close() })
-	return &env{t: t, dir: dir, store: st, snaps: sn}
+	c, err := cache.Open(st.Path("cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, dir: dir, store: st, snaps: sn, cache: c}
 }
 
 // context writes files into a new context directory; a value ending in
@@ -105,19 +115,26 @@ func (e *env) buildOpts(contextDir, recipePath, recipe string, args map[string]s
 	if err != nil {
 		return nil, err
 	}
-	rep, err := progress.New("plain", &e.progress)
+	plain, err := progress.New("plain", &e.progress)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	rep := newRecorder(plain)
+	e.last = rep
 	defer rep.Close()
-	res, err := builder.Build(context.Background(), plan, builder.Options{
+	opts := builder.Options{
 		ContextDir: contextDir,
 		RecipePath: recipePath,
 		Store:      e.store,
 		Snapshots:  e.snaps,
+		Cache:      e.cache,
 		Epoch:      e.epoch,
 		Progress:   rep,
-	})
+	}
+	if e.opts != nil {
+		e.opts(&opts)
+	}
+	res, err := builder.Build(context.Background(), plan, opts)
 	if err != nil {
 		e.t.Logf("build output:\n%s", e.progress.String())
 	}
@@ -275,4 +292,16 @@ func stat(t *testing.T, root, rel string) (entry, bool) {
 func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// buildQuiet builds without touching the env's progress buffer or
+// recorder (for builds running concurrently).
+func (e *env) buildQuiet(contextDir, recipe string) (*builder.Result, error) {
+	plan, err := parser.Parse(strings.NewReader(recipe), parser.Options{File: "Recipe"})
+	if err != nil {
+		return nil, err
+	}
+	return builder.Build(context.Background(), plan, builder.Options{
+		ContextDir: contextDir, Store: e.store, Snapshots: e.snaps, Cache: e.cache,
+	})
 }

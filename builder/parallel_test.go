@@ -2,6 +2,8 @@ package builder_test
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -16,26 +18,65 @@ import (
 // and ended.
 type recorder struct {
 	progress.Reporter
-	mu    sync.Mutex
-	steps map[int]progress.Step
-	start map[int]time.Time
-	end   map[int]time.Time
+	mu     sync.Mutex
+	steps  map[int]progress.Step
+	start  map[int]time.Time
+	end    map[int]time.Time
+	cached map[int]bool
+	logs   []string
 }
 
-func newRecorder() *recorder {
-	return &recorder{Reporter: progress.Discard(), steps: map[int]progress.Step{}, start: map[int]time.Time{}, end: map[int]time.Time{}}
+// newRecorder records events and passes them on to next.
+func newRecorder(next progress.Reporter) *recorder {
+	return &recorder{Reporter: next, steps: map[int]progress.Step{}, start: map[int]time.Time{}, end: map[int]time.Time{}, cached: map[int]bool{}}
 }
 
 func (r *recorder) Start(s progress.Step) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.steps[s.ID], r.start[s.ID] = s, time.Now()
+	r.mu.Unlock()
+	r.Reporter.Start(s)
 }
 
 func (r *recorder) Done(id int, cached bool, err error) {
 	r.mu.Lock()
+	r.end[id], r.cached[id] = time.Now(), cached
+	r.mu.Unlock()
+	r.Reporter.Done(id, cached, err)
+}
+
+func (r *recorder) Log(format string, args ...any) {
+	r.mu.Lock()
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+	r.Reporter.Log(format, args...)
+}
+
+// TailOf passes the failed step's output tail through.
+func (r *recorder) TailOf(id int) string { return progress.Tail(r.Reporter, id) }
+
+// cachedSteps returns, in order, the texts of the steps that were and
+// were not cache hits (FROM lines left out).
+func (r *recorder) cachedSteps() (hits, misses []string) {
+	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.end[id] = time.Now()
+	ids := make([]int, 0, len(r.steps))
+	for id := range r.steps {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		s := r.steps[id]
+		if strings.HasPrefix(s.Text, "FROM ") {
+			continue
+		}
+		if r.cached[id] {
+			hits = append(hits, s.Text)
+		} else {
+			misses = append(misses, s.Text)
+		}
+	}
+	return hits, misses
 }
 
 // interval returns when the step of stage whose text starts with prefix ran.
@@ -77,9 +118,9 @@ COPY --from=b /b /b
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := newRecorder()
+		rec := newRecorder(progress.Discard())
 		_, err = builder.Build(context.Background(), plan, builder.Options{
-			ContextDir: ctxDir, Store: e.store, Snapshots: e.snaps, Progress: rec, Jobs: jobs,
+			ContextDir: ctxDir, Store: e.store, Snapshots: e.snaps, Progress: rec, Jobs: jobs, Cache: e.cache, NoCache: true,
 		})
 		if err != nil {
 			t.Fatalf("jobs=%d: %v", jobs, err)

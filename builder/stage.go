@@ -22,7 +22,10 @@ type stageResult struct {
 	cfg     *v1.ConfigFile
 	layers  []v1.Layer
 	history []v1.History
-	snap    string // committed snapshot of the rootfs; "" = empty
+	snap    string    // committed snapshot of the rootfs; "" = empty
+	key     string    // cache key of the rootfs; "" = the base itself
+	base    string    // what the stage started from: "scratch" or an image digest
+	stamp   time.Time // when the rootfs's latest step ran
 }
 
 // clone returns a deep enough copy for a child stage to change freely.
@@ -46,6 +49,12 @@ type stage struct {
 	cmdSet   bool // CMD set in this stage (else ENTRYPOINT resets it)
 	stepNum  int
 	numSteps int
+
+	key       string    // cache key of the rootfs so far
+	stamp     time.Time // when the rootfs's latest step ran (zero: never)
+	current   string    // text of the running step
+	explained bool      // a cache miss of this stage was explained
+	hitNow    bool      // the running step was a cache hit
 }
 
 type arg struct {
@@ -64,6 +73,7 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 	}
 	b.rep.Done(id, false, nil)
 	s.res = res
+	s.key, s.stamp = res.key, res.stamp
 	s.shell = res.cfg.Config.Shell
 	if len(s.shell) == 0 {
 		s.shell = []string{"/bin/sh", "-c"}
@@ -88,18 +98,22 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 			return nil, err
 		}
 	}
+	s.res.key, s.res.stamp = s.key, s.stamp
 	return s.res, nil
+}
+
+func (s *stage) name() string {
+	if s.st.Name != "" {
+		return s.st.Name
+	}
+	return fmt.Sprintf("stage-%d", s.st.Index)
 }
 
 // start reports the stage's next step and returns its progress id.
 func (s *stage) start(text string) int {
 	s.stepNum++
-	name := s.st.Name
-	if name == "" {
-		name = fmt.Sprintf("stage-%d", s.st.Index)
-	}
 	id := s.b.newStepID()
-	s.b.rep.Start(progress.Step{ID: id, Stage: name, Index: s.stepNum, Total: s.numSteps, Text: oneLine(text)})
+	s.b.rep.Start(progress.Step{ID: id, Stage: s.name(), Index: s.stepNum, Total: s.numSteps, Text: oneLine(text)})
 	return id
 }
 
@@ -113,7 +127,8 @@ func oneLine(s string) string {
 
 func (s *stage) runStep(ctx context.Context, step *parser.Step) (err error) {
 	id := s.start(step.Text)
-	defer func() { s.b.rep.Done(id, false, err) }()
+	s.current, s.hitNow = historyText(step), false
+	defer func() { s.b.rep.Done(id, s.hitNow && err == nil, err) }()
 	cmd, err := s.b.plan.Expand(step, s.expandEnv())
 	if err != nil {
 		return stepErr(step, err)
@@ -172,7 +187,7 @@ func (s *stage) dispatch(ctx context.Context, step *parser.Step, cmd instruction
 // entry, steps without a layer are marked empty.
 func (s *stage) addHistory(step *parser.Step, layer v1.Layer) {
 	h := v1.History{
-		Created:    v1.Time{Time: s.b.now()},
+		Created:    v1.Time{Time: s.historyTime()},
 		CreatedBy:  historyText(step),
 		Comment:    "lading",
 		EmptyLayer: layer == nil,
@@ -181,6 +196,16 @@ func (s *stage) addHistory(step *parser.Step, layer v1.Layer) {
 		s.res.layers = append(s.res.layers, layer)
 	}
 	s.res.history = append(s.res.history, h)
+}
+
+// historyTime stamps history entries with the time the rootfs's latest
+// step ran (taken from the cache for cached steps), so a fully cached
+// rebuild reproduces the same image; SOURCE_DATE_EPOCH overrides it.
+func (s *stage) historyTime() time.Time {
+	if s.b.opts.Epoch != nil || s.stamp.IsZero() {
+		return s.b.now()
+	}
+	return s.stamp.UTC()
 }
 
 func historyText(step *parser.Step) string {

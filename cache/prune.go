@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -138,11 +136,30 @@ func sortLRU(recs []*Record) {
 // Prune holds the cache's lock exclusively, waiting for running builds
 // (Hold) to finish. A failing remove is reported, and pruning goes on.
 func (c *Cache) Prune(ctx context.Context, keep int64, sizeOf func(snapshot string) int64, remove func(ctx context.Context, snapshot string) error) (PruneStats, error) {
+	return c.PruneAndCollect(ctx, keep, sizeOf, remove, nil)
+}
+
+// PruneAndCollect is Prune, then, still holding the lock that keeps every
+// build away, calls collect with the records that remain, so the caller
+// can delete blobs nothing references any more without racing a build.
+func (c *Cache) PruneAndCollect(ctx context.Context, keep int64, sizeOf func(snapshot string) int64, remove func(ctx context.Context, snapshot string) error, collect func(live []*Record) error) (PruneStats, error) {
 	release, err := flock(ctx, c.path("gc.lock"), syscall.LOCK_EX)
 	if err != nil {
 		return PruneStats{}, fmt.Errorf("pruning cache: %w", err)
 	}
 	defer release()
+	stats, err := c.prune(ctx, keep, sizeOf, remove)
+	if err != nil || collect == nil {
+		return stats, err
+	}
+	live, err := c.Records()
+	if err != nil {
+		return stats, fmt.Errorf("pruning cache: %w", err)
+	}
+	return stats, collect(live)
+}
+
+func (c *Cache) prune(ctx context.Context, keep int64, sizeOf func(snapshot string) int64, remove func(ctx context.Context, snapshot string) error) (PruneStats, error) {
 	recs, err := c.Records()
 	if err != nil {
 		return PruneStats{}, fmt.Errorf("pruning cache: %w", err)
@@ -217,37 +234,4 @@ func (p *pruner) removeOne(ctx context.Context, r *Record) error {
 	}
 	p.stats.Bytes += before - p.a.total
 	return nil
-}
-
-// DirSize returns the disk usage of the tree at path like du: allocated
-// blocks of every entry, not following symlinks, counting a hard-linked
-// file once. Entries that cannot be read are skipped.
-func DirSize(path string) int64 {
-	type devIno struct{ dev, ino uint64 }
-	seen := map[devIno]bool{}
-	var total int64
-	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			total += info.Size()
-			return nil
-		}
-		if st.Nlink > 1 && !info.IsDir() {
-			k := devIno{uint64(st.Dev), st.Ino}
-			if seen[k] {
-				return nil
-			}
-			seen[k] = true
-		}
-		total += st.Blocks * 512
-		return nil
-	})
-	return total
 }

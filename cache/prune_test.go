@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -231,28 +230,5 @@ func TestUsage(t *testing.T) {
 	}
 	if u.Entries[0].Size != 330 {
 		t.Errorf("C size = %d, want 330", u.Entries[0].Size)
-	}
-}
-
-func TestDirSize(t *testing.T) {
-	dir := t.TempDir()
-	big := make([]byte, 64<<10)
-	writeTree(t, dir, map[string]string{"a/b": string(big), "small": "x", "empty/": ""})
-	base := DirSize(dir)
-	if base < int64(len(big)) {
-		t.Fatalf("DirSize = %d, want at least %d", base, len(big))
-	}
-	if err := os.Link(filepath.Join(dir, "a/b"), filepath.Join(dir, "hardlink")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "symlink")); err != nil {
-		t.Fatal(err)
-	}
-	// A hard link adds nothing; a symlink (not followed) at most a block.
-	if got := DirSize(dir); got < base || got > base+4096 {
-		t.Errorf("DirSize with links = %d, want %d (+ at most one block)", got, base)
-	}
-	if got := DirSize(filepath.Join(dir, "missing")); got != 0 {
-		t.Errorf("DirSize(missing) = %d", got)
 	}
 }

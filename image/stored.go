@@ -206,3 +206,32 @@ func (i *storeImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 	}
 	return nil, fmt.Errorf("layer with diff id %s: %w", h, store.ErrNotFound)
 }
+
+// Referenced returns the blobs the named images of the store use: their
+// manifests, configs and layers.
+func Referenced(s *store.Store) (map[string]bool, error) {
+	names, err := s.Names()
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, n := range names {
+		used[n.Digest] = true
+		img, err := Load(s, n.Digest)
+		if err != nil {
+			// A name whose image is gone keeps nothing alive.
+			continue
+		}
+		if cfg, err := img.ConfigName(); err == nil {
+			used[cfg.String()] = true
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			continue
+		}
+		for _, l := range m.Layers {
+			used[l.Digest.String()] = true
+		}
+	}
+	return used, nil
+}

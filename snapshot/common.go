@@ -3,7 +3,10 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 )
 
 // base holds what both snapshotters share: the metadata store and the
@@ -63,7 +66,8 @@ func (b *base) create(ctx context.Context, key, parent, kind string) (record, er
 	return r, err
 }
 
-// lookup returns the record of key and checks its kind is one of kinds.
+// lookup returns the record of key and checks its kind is one of kinds
+// (any kind when none is given).
 func (b *base) lookup(key string, kinds ...string) (record, error) {
 	var r record
 	err := b.st.locked(func() (err error) {
@@ -72,6 +76,9 @@ func (b *base) lookup(key string, kinds ...string) (record, error) {
 	})
 	if err != nil {
 		return r, err
+	}
+	if len(kinds) == 0 {
+		return r, nil
 	}
 	for _, k := range kinds {
 		if r.Kind == k {
@@ -97,4 +104,41 @@ func bindMount(dir string, ro bool) Mount {
 		opt = "ro"
 	}
 	return Mount{Type: "bind", Source: dir, Options: []string{"rbind", opt}}
+}
+
+// Usage returns the allocated size of the snapshot's own directory,
+// counting hard links once.
+func (b *base) Usage(ctx context.Context, key string) (int64, error) {
+	r, err := b.lookup(key)
+	if err != nil {
+		return 0, err
+	}
+	seen := map[[2]uint64]bool{}
+	var total int64
+	err = filepath.WalkDir(b.st.fsDir(r.ID), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // racing removals: count what is there
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if st.Nlink > 1 {
+			id := [2]uint64{st.Dev, st.Ino}
+			if seen[id] {
+				return nil
+			}
+			seen[id] = true
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
 }

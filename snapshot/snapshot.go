@@ -71,6 +71,9 @@ type Snapshotter interface {
 	// key, honoring whiteouts; entries that would escape the snapshot are
 	// rejected with an error wrapping ErrUnsafeLayer.
 	Apply(ctx context.Context, key string, r io.Reader) error
+	// Usage returns the disk space, in bytes, the snapshot itself takes
+	// (its own files, not its parents').
+	Usage(ctx context.Context, key string) (int64, error)
 	// Close releases resources.
 	Close() error
 }

@@ -202,3 +202,31 @@ func (w *BlobWriter) Close() error {
 	}
 	return nil
 }
+
+// Blobs lists the digests of every blob in the store.
+func (s *Store) Blobs() ([]string, error) {
+	entries, err := os.ReadDir(s.Path("blobs", "sha256"))
+	if err != nil {
+		return nil, fmt.Errorf("listing blobs: %w", err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		d := "sha256:" + e.Name()
+		if _, err := ParseDigest(d); err == nil && e.Type().IsRegular() {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// DeleteBlob removes a blob; a blob already gone is not an error.
+func (s *Store) DeleteBlob(digest string) error {
+	p, err := s.BlobPath(digest)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("deleting blob %s: %w", digest, err)
+	}
+	return nil
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
@@ -23,20 +24,23 @@ import (
 )
 
 type buildFlags struct {
-	file        string
-	tags        []string
-	buildArgs   []string
-	target      string
-	outputs     []string
-	progress    string
-	network     string
-	hostname    string
-	snapshotter string
-	platform    string
-	memory      string
-	pidsLimit   int64
-	cpus        float64
-	jobs        int
+	file          string
+	tags          []string
+	buildArgs     []string
+	target        string
+	outputs       []string
+	progress      string
+	network       string
+	hostname      string
+	snapshotter   string
+	platform      string
+	memory        string
+	pidsLimit     int64
+	cpus          float64
+	jobs          int
+	noCache       bool
+	noCacheFilter []string
+	explainCache  bool
 }
 
 func newBuildCmd() *cobra.Command {
@@ -65,6 +69,9 @@ written to each --output:
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image: type=oci|docker|local,dest=PATH (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: "+strings.Join(progress.Modes, ", "))
 	fl.IntVar(&f.jobs, "jobs", 0, "stages built at once (default: number of CPUs)")
+	fl.BoolVar(&f.noCache, "no-cache", false, "run every step; neither use nor record the build cache")
+	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for this stage (repeatable)")
+	fl.BoolVar(&f.explainCache, "explain-cache", false, "say why the first cache miss of each stage missed")
 	fl.StringVar(&f.network, "network", runtime.NetworkHost, "network of RUN steps: host or none")
 	fl.StringVar(&f.hostname, "hostname", "", "hostname of RUN steps")
 	fl.StringVar(&f.snapshotter, "snapshotter", "overlay", "snapshotter: overlay or native")
@@ -126,22 +133,30 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	if err != nil {
 		return err
 	}
+	buildCache, err := cache.Open(st.Path("cache"))
+	if err != nil {
+		return fmt.Errorf("opening build cache: %w", err)
+	}
 	rep, err := progress.New(f.progress, cmd.ErrOrStderr())
 	if err != nil {
 		return fmt.Errorf("--progress: %w", err)
 	}
 	res, err := builder.Build(ctx, plan, builder.Options{
-		ContextDir: contextDir,
-		RecipePath: recipePath,
-		Store:      st,
-		Snapshots:  sn,
-		Epoch:      epoch,
-		Network:    f.network,
-		Hostname:   f.hostname,
-		Limits:     limits,
-		Progress:   rep,
-		Platform:   platform,
-		Jobs:       f.jobs,
+		ContextDir:    contextDir,
+		RecipePath:    recipePath,
+		Store:         st,
+		Snapshots:     sn,
+		Epoch:         epoch,
+		Network:       f.network,
+		Hostname:      f.hostname,
+		Limits:        limits,
+		Progress:      rep,
+		Platform:      platform,
+		Jobs:          f.jobs,
+		Cache:         buildCache,
+		NoCache:       f.noCache,
+		NoCacheFilter: f.noCacheFilter,
+		ExplainCache:  f.explainCache,
 	})
 	if err != nil {
 		rep.Close()

@@ -84,6 +84,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("root", "", "state directory (default /var/lib/lading for root, $XDG_DATA_HOME/lading otherwise)")
-	root.AddCommand(newBuildCmd(), newImagesCmd(), newVersionCmd())
+	root.AddCommand(newBuildCmd(), newImagesCmd(), newPruneCmd(), newDuCmd(), newVersionCmd())
 	return root
 }

@@ -1,0 +1,226 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/lading-build/lading/cache"
+	"github.com/lading-build/lading/copier"
+	"github.com/lading-build/lading/image"
+)
+
+// keyVersion changes whenever what goes into step keys changes, so old
+// records stop matching instead of being trusted wrongly.
+const keyVersion = "lading-step-v1"
+
+// cacheFor returns the cache the stage may use, nil when caching is off
+// for it (--no-cache, or --no-cache-filter naming it).
+func (b *build) cacheFor(s *stage) *cache.Cache {
+	if b.opts.Cache == nil || b.opts.NoCache {
+		return nil
+	}
+	for _, name := range b.opts.NoCacheFilter {
+		if strings.EqualFold(name, s.st.Name) || name == fmt.Sprint(s.st.Index) {
+			return nil
+		}
+	}
+	return b.opts.Cache
+}
+
+// newKey starts the key of a filesystem step on top of the stage's
+// current key. The first step on a base image or scratch has no parent
+// key: the base's digest is one of its inputs, so a moved base is
+// explained like any other changed input.
+func (s *stage) newKey(kind string) *cache.KeyBuilder {
+	kb := cache.NewKey(s.key).Add("version", keyVersion)
+	if s.key == "" {
+		p := s.b.opts.Platform
+		kb.Add(cache.FieldBase, s.res.base).Add("platform", p.OS+"/"+p.Architecture+"/"+p.Variant)
+	}
+	return kb.Add(cache.FieldKind, kind)
+}
+
+// argList returns the stage's ARGs that have values, as K=V.
+func (s *stage) argList() []string {
+	var out []string
+	for _, a := range s.args {
+		if a.val != nil {
+			out = append(out, a.key+"="+*a.val)
+		}
+	}
+	return out
+}
+
+// cached runs a filesystem step through the cache: a hit reuses the
+// committed snapshot and layer of an earlier run; a miss runs exec (which
+// commits its snapshot under the given name) and records the result. kb
+// nil marks a step whose inputs cannot be known in advance: it always
+// runs, and the steps after it are keyed by the layer it made.
+func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name string) (v1.Layer, error)) (v1.Layer, error) {
+	c := s.b.cacheFor(s)
+	if c == nil {
+		layer, err := exec("")
+		if err == nil {
+			s.key = s.newKey("layer").Add("layer", layerID(layer)).Sum()
+			s.stamp = s.b.now()
+		}
+		return layer, err
+	}
+	if kb == nil {
+		layer, err := exec(s.b.newName("c"))
+		if err != nil {
+			return nil, err
+		}
+		return layer, s.record(c, s.newKey("layer").Add("layer", layerID(layer)), layer)
+	}
+	key := kb.Sum()
+	if layer, ok := s.hit(ctx, c, key); ok {
+		return layer, nil
+	}
+	unlock, err := c.Lock(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("locking cache: %w", err)
+	}
+	defer unlock()
+	// Another build may have run this step while we waited.
+	if layer, ok := s.hit(ctx, c, key); ok {
+		return layer, nil
+	}
+	if s.b.opts.ExplainCache && !s.explained {
+		s.explained = true
+		for _, line := range c.Explain(s.key, kb.Inputs()) {
+			s.b.rep.Log("cache miss [%s] %s: %s", s.name(), s.current, line)
+		}
+	}
+	layer, err := exec(s.b.newName("c"))
+	if err != nil {
+		return nil, err
+	}
+	return layer, s.record(c, kb, layer)
+}
+
+// record stores the result of a step that just ran: the snapshot the
+// stage is now at, and its layer.
+func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer) error {
+	rec := &cache.Record{
+		Key:      kb.Sum(),
+		Parent:   s.key,
+		Snapshot: s.res.snap,
+		Inputs:   kb.Inputs(),
+		Stage:    s.name(),
+		Step:     s.current,
+		Created:  s.b.now(),
+	}
+	if layer != nil {
+		d, err := describe(layer)
+		if err != nil {
+			return err
+		}
+		rec.Layer = d
+	}
+	if err := c.Put(rec); err != nil {
+		return fmt.Errorf("recording cache: %w", err)
+	}
+	s.key, s.stamp = rec.Key, rec.Created
+	return nil
+}
+
+// hit looks key up and, when its snapshot and layer are still there,
+// moves the stage onto them.
+func (s *stage) hit(ctx context.Context, c *cache.Cache, key string) (v1.Layer, bool) {
+	rec, ok := c.Get(key)
+	if !ok {
+		return nil, false
+	}
+	if _, err := s.b.opts.Snapshots.Stat(ctx, rec.Snapshot); err != nil {
+		_ = c.Delete(key)
+		return nil, false
+	}
+	var layer v1.Layer
+	if rec.Layer != nil {
+		if !s.b.opts.Store.HasBlob(rec.Layer.Digest) {
+			_ = c.Delete(key)
+			return nil, false
+		}
+		digest, err1 := v1.NewHash(rec.Layer.Digest)
+		diffID, err2 := v1.NewHash(rec.Layer.DiffID)
+		if err1 != nil || err2 != nil {
+			_ = c.Delete(key)
+			return nil, false
+		}
+		layer = image.StoreLayer(s.b.opts.Store, digest, diffID, rec.Layer.Size, types.MediaType(rec.Layer.MediaType))
+	}
+	s.res.snap = rec.Snapshot
+	s.key, s.stamp = key, rec.Created
+	s.hitNow = true
+	return layer, true
+}
+
+func describe(l v1.Layer) (*cache.LayerDesc, error) {
+	digest, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	return &cache.LayerDesc{Digest: digest.String(), DiffID: diffID.String(), Size: size, MediaType: string(mt)}, nil
+}
+
+func layerID(l v1.Layer) string {
+	if l == nil {
+		return "empty"
+	}
+	d, err := l.DiffID()
+	if err != nil {
+		return "unknown"
+	}
+	return d.String()
+}
+
+// copyText is the canonical form of an expanded COPY/ADD.
+func copyText(kind string, req copier.Request) string {
+	return fmt.Sprintf("%s sources=%q dest=%q workdir=%q chown=%q chmod=%q checksum=%q",
+		kind, req.Sources, req.Dest, req.Workdir, req.Chown, req.Chmod, req.Checksum)
+}
+
+// copyKey keys a COPY/ADD from the build context by the digests of the
+// files it selects; nil (uncacheable) for an ADD of a URL without a
+// checksum.
+func (s *stage) copyKey(ctx context.Context, kind string, req copier.Request) (*cache.KeyBuilder, error) {
+	if s.b.cacheFor(s) == nil {
+		return nil, nil
+	}
+	sources, err := copier.Select(req)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]cache.File, 0, len(sources))
+	for _, src := range sources {
+		if src.URL != "" {
+			if req.Checksum == "" {
+				return nil, nil
+			}
+			continue
+		}
+		files = append(files, cache.File{Rel: src.Rel, Abs: src.Path, Info: src.Info})
+	}
+	digests, err := cache.DigestFiles(ctx, s.b.stat, files)
+	if err != nil {
+		return nil, fmt.Errorf("hashing sources: %w", err)
+	}
+	return s.newKey(kind).Add(cache.FieldInstruction, copyText(kind, req)).AddFiles(cache.FieldFiles, digests), nil
+}
