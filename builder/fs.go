@@ -188,9 +188,6 @@ func mkdirInRoot(root, dir, user string) error {
 }
 
 func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.CopyCommand) (v1.Layer, error) {
-	if len(c.SourceContents) > 0 {
-		return nil, fmt.Errorf("COPY heredocs are %w", errUnsupported)
-	}
 	if c.Parents || len(c.ExcludePatterns) > 0 {
 		return nil, fmt.Errorf("COPY --parents and --exclude are %w", errUnsupported)
 	}
@@ -204,6 +201,12 @@ func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.Cop
 		Ignore:  s.b.ignore,
 		SrcRoot: s.b.opts.ContextDir,
 	}
+	if len(c.SourceContents) > 0 {
+		if c.From != "" {
+			return nil, errors.New("COPY --from cannot copy heredocs")
+		}
+		return s.copyHeredoc(ctx, "COPY", req, c.SourceContents)
+	}
 	if c.From == "" {
 		return s.copyInto(ctx, "COPY", req)
 	}
@@ -213,13 +216,10 @@ func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.Cop
 }
 
 func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddCommand) (v1.Layer, error) {
-	if len(c.SourceContents) > 0 {
-		return nil, fmt.Errorf("ADD heredocs are %w", errUnsupported)
-	}
 	if len(c.ExcludePatterns) > 0 || c.KeepGitDir != nil || c.Unpack != nil {
 		return nil, fmt.Errorf("ADD --exclude, --keep-git-dir and --unpack are %w", errUnsupported)
 	}
-	return s.copyInto(ctx, "ADD", copier.Request{
+	req := copier.Request{
 		SrcRoot:  s.b.opts.ContextDir,
 		Sources:  c.SourcePaths,
 		Dest:     c.DestPath,
@@ -230,6 +230,49 @@ func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddComm
 		Add:      true,
 		Checksum: c.Checksum,
 		Epoch:    s.b.opts.Epoch,
+	}
+	if len(c.SourceContents) > 0 {
+		return s.copyHeredoc(ctx, "ADD", req, c.SourceContents)
+	}
+	return s.copyInto(ctx, "ADD", req)
+}
+
+// copyHeredoc runs a COPY/ADD whose sources include heredocs (and maybe
+// context files): the heredocs become files of a scratch directory that
+// is copied like a context.
+func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request, contents []instructions.SourceContent) (v1.Layer, error) {
+	var kb *cache.KeyBuilder
+	if len(req.Sources) > 0 {
+		var err error
+		if kb, err = s.copyKey(ctx, kind, req); err != nil {
+			return nil, err
+		}
+	} else if s.b.cacheFor(s) != nil {
+		kb = s.newKey(kind).Add(cache.FieldInstruction, copyText(kind, req))
+	}
+	if kb != nil {
+		for _, c := range contents {
+			kb.Add("heredoc", c.Path+"\x00"+c.Data)
+		}
+	}
+	return s.cached(ctx, kb, func(name string) (v1.Layer, error) {
+		return s.fsStep(ctx, name, func(root string) error {
+			if len(req.Sources) > 0 {
+				r := req
+				r.DestRoot = root
+				if err := copier.Copy(ctx, r); err != nil {
+					return err
+				}
+			}
+			dir, names, err := writeHeredocFiles(s.b.opts.Store.Path("tmp"), contents, s.b.opts.Epoch)
+			if err != nil {
+				return fmt.Errorf("writing heredoc: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			r := req
+			r.SrcRoot, r.Sources, r.Ignore, r.Add, r.DestRoot = dir, names, nil, false, root
+			return copier.Copy(ctx, r)
+		})
 	})
 }
 
@@ -304,9 +347,6 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 
 // run executes a RUN step in a container on the step's snapshot.
 func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunCommand, id int) (v1.Layer, error) {
-	if len(c.Files) > 0 {
-		return nil, fmt.Errorf("RUN heredocs are %w", errUnsupported)
-	}
 	if len(instructions.GetMounts(c)) > 0 {
 		return nil, fmt.Errorf("RUN --mount is %w", errUnsupported)
 	}
@@ -320,6 +360,16 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 	args := c.CmdLine
 	if c.PrependShell {
 		args = append(append([]string{}, s.shell...), strings.Join(c.CmdLine, " "))
+	}
+	if len(c.Files) > 0 {
+		var script string
+		var err error
+		if args, script, err = heredocArgs(s.shell, c.ShellDependantCmdLine); err != nil {
+			return nil, err
+		}
+		if script != "" {
+			return nil, fmt.Errorf("RUN heredoc scripts starting with #! are %w", errUnsupported)
+		}
 	}
 	if len(args) == 0 {
 		return nil, errors.New("RUN needs a command")
@@ -345,6 +395,9 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 		Add("user", spec.User).
 		Add("hostname", spec.Hostname).
 		Add("network", network)
+	for _, f := range c.Files {
+		kb.Add("heredoc", f.Name+"\x00"+f.Data)
+	}
 	layer, err := s.cached(ctx, kb, func(name string) (v1.Layer, error) {
 		return s.fsStep(ctx, name, func(root string) error {
 			spec.Rootfs = root
