@@ -32,6 +32,9 @@ type config struct {
 	// Skip lists mount points (relative to the rootfs) the init must
 	// leave alone because the image has symlinks there.
 	Skip []string `json:"skip,omitempty"`
+	// Mounts are Spec.Mounts, checked, with their targets resolved by
+	// the parent in prepareMounts.
+	Mounts []extraMount `json:"mounts,omitempty"`
 }
 
 func (c *config) skips(rel string) bool {
@@ -84,6 +87,11 @@ func newConfig(spec Spec) (*config, error) {
 	if c.ResolvConf == "" {
 		c.ResolvConf = hostResolvConf()
 	}
+	mounts, err := newExtraMounts(spec.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	c.Mounts = mounts
 	return c, nil
 }
 

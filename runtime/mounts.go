@@ -53,7 +53,8 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 // setupRootfs builds the container's file system tree in this (new,
 // private) mount namespace and makes it the root. Every mount target is a
 // mount point that prepareMountpoints checked to be free of symlinks, or
-// lies in a file system the init itself just mounted.
+// lies in a file system the init itself just mounted, or (for extra
+// mounts) is opened without following symlinks.
 func setupRootfs(c *config) error {
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
@@ -74,6 +75,7 @@ func setupRootfs(c *config) error {
 		mountDev,
 		mountSys,
 		maskPaths,
+		func(r string) error { return mountExtra(r, c.Mounts) },
 	}
 	for _, step := range steps {
 		if err := step(root); err != nil {

@@ -24,7 +24,7 @@ const waitDelay = 5 * time.Second
 // starting with "setting up container: " when the container could not be
 // set up, and ctx.Err() when ctx ends first (the container is killed).
 // Nothing it created is left behind: processes, mounts, cgroups and the
-// mount points it had to create in the rootfs.
+// mount points it had to create in the rootfs (for Spec.Mounts too).
 func Run(ctx context.Context, spec Spec) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -43,6 +43,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		return fmt.Errorf("preparing rootfs: %w", err)
 	}
 	c.Skip = st.skipped
+	if err := st.prepareMounts(c.Mounts); err != nil {
+		return fmt.Errorf("preparing mounts: %w", err)
+	}
 	cg, err := newCgroup(spec.Limits)
 	if err != nil {
 		return fmt.Errorf("creating cgroup: %w", err)

@@ -2,16 +2,22 @@
 // new mount, pid, uts and ipc namespaces (and a network namespace with only
 // loopback for NetworkNone), a pivot_root into a prepared rootfs, /proc,
 // /dev and /sys, the build's /etc/hosts, /etc/resolv.conf and /etc/hostname,
-// Docker's default capabilities, and cgroup limits.
+// extra bind and tmpfs mounts (RUN --mount), Docker's default
+// capabilities, and cgroup limits.
 //
 // The container's init is this same binary, re-executed from a sealed
 // in-memory copy: every main (and TestMain) must call Init first.
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"io"
 )
+
+// ErrInvalidMount is the error (tested with errors.Is) for a Spec.Mounts
+// entry that Run refuses.
+var ErrInvalidMount = errors.New("invalid mount")
 
 // Network modes.
 const (
@@ -42,6 +48,38 @@ type Spec struct {
 	// /etc/hosts and /etc/resolv.conf; empty means generated defaults.
 	Hosts      string
 	ResolvConf string
+	// Mounts are extra mounts set up in the container, in order, after
+	// its own file systems and before the command starts (RUN --mount).
+	// Secrets given only as environment variables belong in Env.
+	Mounts []Mount
+}
+
+// Mount types.
+const (
+	MountBind  = "bind"
+	MountTmpfs = "tmpfs"
+)
+
+// Mount is an extra mount in the container. Its target is resolved
+// inside the rootfs: symlinks on the way are followed as the container
+// would see them, never out to the host (a symlink to a path missing in
+// the rootfs is refused, not followed). Mount points missing in the
+// rootfs (with their missing parents) are created for the run and removed
+// again afterwards, unless the step put files in a created directory.
+//
+// Every mount is nosuid and nodev. Targets that overlap /proc, /dev,
+// /sys or the injected /etc files, and targets nested in another
+// target, are refused with ErrInvalidMount.
+type Mount struct {
+	Type string // MountBind or MountTmpfs
+	// Source is the host path bound for MountBind, a directory or any
+	// other file (a regular file, a socket); it is trusted and may be a
+	// symlink on the host. Empty for MountTmpfs.
+	Source   string
+	Target   string // absolute path inside the container
+	Readonly bool   // recursively read-only
+	Size     int64  // MountTmpfs: size limit in bytes; 0 is the kernel default
+	Mode     uint32 // MountTmpfs: permissions of its root; 0 is 01777
 }
 
 // Limits are cgroup limits; zero means unlimited.
