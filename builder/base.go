@@ -30,6 +30,16 @@ func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []str
 		}
 		return parent.clone(), nil, nil
 	}
+	if v, isImage, ok := b.namedContext(st.From); ok {
+		if !isImage {
+			return nil, nil, fmt.Errorf("build context %s is a directory; FROM needs an image (--build-context %s=docker-image://REF)", st.From, st.From)
+		}
+		img, err := b.resolveImage(ctx, v)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b.fromImage(ctx, img)
+	}
 	if strings.EqualFold(st.From, "scratch") {
 		cfg := &v1.ConfigFile{
 			OS:           b.opts.Platform.OS,

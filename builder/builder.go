@@ -55,6 +55,19 @@ type Options struct {
 	// ExplainCache reports, for the first miss of each stage, why it
 	// missed.
 	ExplainCache bool
+	// Squash turns the layers the target stage adds on top of its base
+	// into one.
+	Squash bool
+	// Contexts are named build contexts (--build-context NAME=VALUE): a
+	// directory, or an image reference prefixed "docker-image://" (or an
+	// "oci-archive:"/"docker-archive:" reference). FROM NAME and
+	// COPY --from=NAME use them before stages and images.
+	Contexts map[string]string
+	// Secrets are the values of --secret, by id, for
+	// RUN --mount=type=secret; they never reach an image, a key or a log.
+	Secrets map[string][]byte
+	// SSH are the agents of --ssh, by id ("default" for the plain flag).
+	SSH map[string]SSHSource
 }
 
 // Result is a built image.
@@ -128,6 +141,11 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		return nil, err
 	}
 	target := b.stages[plan.Target].res
+	if opts.Squash {
+		if target, err = b.squash(ctx, target); err != nil {
+			return nil, err
+		}
+	}
 	img, err := target.image(opts)
 	if err != nil {
 		return nil, fmt.Errorf("assembling image: %w", err)

@@ -308,7 +308,19 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 		}
 		srcSnap, fromKey = r.snap, "stage:"+r.key
 	default:
-		img, err := b.resolveImage(ctx, step.FromImage)
+		ref := step.FromImage
+		if v, isImage, ok := b.namedContext(ref); ok {
+			if !isImage {
+				dir, err := contextDir(ref, v)
+				if err != nil {
+					return nil, err
+				}
+				req.SrcRoot, req.KeepOwner = dir, false
+				return s.copyInto(ctx, "COPY", req)
+			}
+			ref = v
+		}
+		img, err := b.resolveImage(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -347,9 +359,6 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 
 // run executes a RUN step in a container on the step's snapshot.
 func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunCommand, id int) (v1.Layer, error) {
-	if len(instructions.GetMounts(c)) > 0 {
-		return nil, fmt.Errorf("RUN --mount is %w", errUnsupported)
-	}
 	network := s.b.opts.Network
 	if n := instructions.GetNetwork(c); n != "" && n != "default" {
 		network = n
@@ -357,6 +366,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 	if network != runtime.NetworkHost && network != runtime.NetworkNone {
 		return nil, fmt.Errorf("unknown network mode %q", network)
 	}
+	var extra []runtime.Mount
 	args := c.CmdLine
 	if c.PrependShell {
 		args = append(append([]string{}, s.shell...), strings.Join(c.CmdLine, " "))
@@ -368,16 +378,27 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 			return nil, err
 		}
 		if script != "" {
-			return nil, fmt.Errorf("RUN heredoc scripts starting with #! are %w", errUnsupported)
+			file, cleanup, err := s.b.scriptFile(script)
+			if err != nil {
+				return nil, err
+			}
+			defer cleanup()
+			extra = append(extra, runtime.Mount{Type: runtime.MountBind, Source: file, Target: args[0], Readonly: true})
 		}
 	}
+	mounts, err := s.prepareMounts(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer mounts.cleanup()
 	if len(args) == 0 {
 		return nil, errors.New("RUN needs a command")
 	}
 	out := s.b.rep.Output(id)
 	spec := runtime.Spec{
 		Args:     args,
-		Env:      s.runEnv(),
+		Env:      mergeEnv(append(s.runEnv(), mounts.env...)),
+		Mounts:   append(extra, mounts.mounts...),
 		Cwd:      s.workdirPath(),
 		User:     s.res.cfg.Config.User,
 		Hostname: s.b.opts.Hostname,
@@ -398,6 +419,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 	for _, f := range c.Files {
 		kb.Add("heredoc", f.Name+"\x00"+f.Data)
 	}
+	kb.Add("mounts", joinKey(mounts.key))
 	layer, err := s.cached(ctx, kb, func(name string) (v1.Layer, error) {
 		return s.fsStep(ctx, name, func(root string) error {
 			spec.Rootfs = root

@@ -47,9 +47,9 @@ func heredocArgs(shell []string, cl instructions.ShellDependantCmdLine) (args []
 }
 
 // heredocScriptPath is where a "#!" heredoc is placed in the container:
-// a bind mount the runtime removes afterwards.
+// a read-only bind mount whose mount point the runtime removes afterwards.
 func heredocScriptPath(name string) string {
-	return "/dev/pipes/" + sanitizeName(name)
+	return "/run/lading-heredoc/" + sanitizeName(name)
 }
 
 // isHeredocMarker reports whether line is just "<<NAME", "<<-NAME",
@@ -108,4 +108,26 @@ func writeHeredocFiles(tmp string, contents []instructions.SourceContent, epoch 
 		names = append(names, name)
 	}
 	return dir, names, nil
+}
+
+// scriptFile writes a heredoc script to an executable file for the
+// container to run.
+func (b *build) scriptFile(script string) (string, func(), error) {
+	f, err := os.CreateTemp(b.opts.Store.Path("tmp"), "script-")
+	if err != nil {
+		return "", nil, fmt.Errorf("writing heredoc script: %w", err)
+	}
+	name := f.Name()
+	_, err = f.WriteString(script)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(name, 0o755)
+	}
+	if err != nil {
+		os.Remove(name)
+		return "", nil, fmt.Errorf("writing heredoc script: %w", err)
+	}
+	return name, func() { os.Remove(name) }, nil
 }

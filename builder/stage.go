@@ -26,6 +26,12 @@ type stageResult struct {
 	key     string    // cache key of the rootfs; "" = the base itself
 	base    string    // what the stage started from: "scratch" or an image digest
 	stamp   time.Time // when the rootfs's latest step ran
+	// start is the stage's starting point: its base's snapshot and how
+	// many layers and history entries came from the base.
+	start struct {
+		snap            string
+		layers, history int
+	}
 }
 
 // clone returns a deep enough copy for a child stage to change freely.
@@ -74,6 +80,7 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 	b.rep.Done(id, false, nil)
 	s.res = res
 	s.key, s.stamp = res.key, res.stamp
+	res.start.snap, res.start.layers, res.start.history = res.snap, len(res.layers), len(res.history)
 	s.shell = res.cfg.Config.Shell
 	if len(s.shell) == 0 {
 		s.shell = []string{"/bin/sh", "-c"}

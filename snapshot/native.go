@@ -91,3 +91,14 @@ func (n *nativeSnapshotter) Apply(ctx context.Context, key string, rd io.Reader)
 	}
 	return nil
 }
+
+// DiffDirs writes the OCI layer tar that turns the tree lower into the
+// tree upper ("" for an empty tree): the same format as Diff, for two
+// arbitrary directories such as two mounted views (used to squash a
+// stage's layers into one).
+func DiffDirs(ctx context.Context, lower, upper string, w io.Writer, opts DiffOptions) error {
+	if err := writeTreeDiff(ctx, upper, lower, w, opts); err != nil {
+		return fmt.Errorf("diffing %s against %s: %w", upper, lower, err)
+	}
+	return nil
+}

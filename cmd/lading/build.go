@@ -41,6 +41,10 @@ type buildFlags struct {
 	noCache       bool
 	noCacheFilter []string
 	explainCache  bool
+	squash        bool
+	contexts      []string
+	secrets       []string
+	ssh           []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -72,6 +76,10 @@ written to each --output:
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step; neither use nor record the build cache")
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for this stage (repeatable)")
 	fl.BoolVar(&f.explainCache, "explain-cache", false, "say why the first cache miss of each stage missed")
+	fl.BoolVar(&f.squash, "squash", false, "squash the layers the target stage adds into one")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "ssh agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK) or ID=SOCKET (repeatable)")
+	fl.StringArrayVar(&f.contexts, "build-context", nil, "named context NAME=DIR or NAME=docker-image://REF for FROM NAME / COPY --from=NAME (repeatable)")
 	fl.StringVar(&f.network, "network", runtime.NetworkHost, "network of RUN steps: host or none")
 	fl.StringVar(&f.hostname, "hostname", "", "hostname of RUN steps")
 	fl.StringVar(&f.snapshotter, "snapshotter", "overlay", "snapshotter: overlay or native")
@@ -93,6 +101,18 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		return err
 	}
 	buildArgs, err := parseBuildArgs(f.buildArgs)
+	if err != nil {
+		return err
+	}
+	contexts, err := parseContexts(f.contexts)
+	if err != nil {
+		return err
+	}
+	secrets, err := parseSecrets(f.secrets)
+	if err != nil {
+		return err
+	}
+	sshAgents, err := parseSSH(f.ssh)
 	if err != nil {
 		return err
 	}
@@ -157,6 +177,10 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		NoCache:       f.noCache,
 		NoCacheFilter: f.noCacheFilter,
 		ExplainCache:  f.explainCache,
+		Squash:        f.squash,
+		Contexts:      contexts,
+		Secrets:       secrets,
+		SSH:           sshAgents,
 	})
 	if err != nil {
 		rep.Close()
@@ -246,6 +270,92 @@ func parseBuildArgs(list []string) (map[string]string, error) {
 			}
 		}
 		out[k] = v
+	}
+	return out, nil
+}
+
+// parseSecrets reads --secret id=ID[,src=FILE|,env=VAR]; with neither
+// src nor env the value comes from the environment variable ID.
+func parseSecrets(list []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, spec := range list {
+		var id, src, env string
+		for _, field := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(field, "=")
+			switch k {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				env = v
+			case "type":
+				if v != "file" && v != "env" {
+					return nil, fmt.Errorf("--secret %q: type must be file or env", spec)
+				}
+			default:
+				return nil, fmt.Errorf("--secret %q: unknown key %q", spec, k)
+			}
+		}
+		if id == "" {
+			return nil, fmt.Errorf("--secret %q: id is required", spec)
+		}
+		switch {
+		case src != "":
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("--secret id=%s: %w", id, err)
+			}
+			out[id] = b
+		default:
+			if env == "" {
+				env = id
+			}
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				return nil, fmt.Errorf("--secret id=%s: environment variable %s is not set", id, env)
+			}
+			out[id] = []byte(v)
+		}
+	}
+	return out, nil
+}
+
+// parseSSH reads --ssh default or --ssh ID=SOCKET.
+func parseSSH(list []string) (map[string]builder.SSHSource, error) {
+	out := map[string]builder.SSHSource{}
+	for _, spec := range list {
+		id, sock, ok := strings.Cut(spec, "=")
+		if !ok {
+			sock = os.Getenv("SSH_AUTH_SOCK")
+			if sock == "" {
+				return nil, fmt.Errorf("--ssh %s: SSH_AUTH_SOCK is not set", spec)
+			}
+		}
+		fi, err := os.Stat(sock)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("--ssh %s: %s is not an agent socket (key files are not supported; use ssh-agent)", spec, sock)
+		}
+		out[id] = builder.SSHSource{Socket: sock}
+	}
+	return out, nil
+}
+
+func parseContexts(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("--build-context %q: want NAME=DIR or NAME=docker-image://REF", kv)
+		}
+		if !strings.Contains(v, "://") && !strings.HasPrefix(v, "oci-archive:") && !strings.HasPrefix(v, "docker-archive:") {
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return nil, err
+			}
+			v = abs
+		}
+		out[strings.ToLower(k)] = v
 	}
 	return out, nil
 }

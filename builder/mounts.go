@@ -1,0 +1,443 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/gofrs/flock"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/lading-build/lading/cache"
+	"github.com/lading-build/lading/runtime"
+	"github.com/lading-build/lading/snapshot"
+)
+
+// lockPoll is how often a blocked cache-mount lock is retried.
+const lockPoll = 20 * time.Millisecond
+
+// SSHSource is an ssh agent socket for RUN --mount=type=ssh.
+type SSHSource struct {
+	Socket string
+}
+
+// runMounts is the host side of a RUN step's --mount flags: the runtime
+// mounts, extra environment (secrets as env), cache-key fields, and a
+// cleanup to run after the step.
+type runMounts struct {
+	mounts   []runtime.Mount
+	env      []string
+	key      []string
+	cleanups []func()
+}
+
+func (m *runMounts) cleanup() {
+	for i := len(m.cleanups) - 1; i >= 0; i-- {
+		m.cleanups[i]()
+	}
+}
+
+// prepareMounts sets up every --mount of a RUN step. On error, what was
+// set up is already undone.
+func (s *stage) prepareMounts(ctx context.Context, c *instructions.RunCommand) (_ *runMounts, err error) {
+	m := &runMounts{}
+	defer func() {
+		if err != nil {
+			m.cleanup()
+		}
+	}()
+	sshIndex := 0
+	for _, mt := range instructions.GetMounts(c) {
+		switch mt.Type {
+		case instructions.MountTypeBind:
+			err = s.bindMount(ctx, m, mt)
+		case instructions.MountTypeCache:
+			err = s.cacheMount(ctx, m, mt)
+		case instructions.MountTypeTmpfs:
+			m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountTmpfs, Target: mt.Target, Size: mt.SizeLimit})
+			m.key = append(m.key, fmt.Sprintf("tmpfs %s %d", mt.Target, mt.SizeLimit))
+		case instructions.MountTypeSecret:
+			err = s.secretMount(m, mt)
+		case instructions.MountTypeSSH:
+			err = s.sshMount(m, mt, sshIndex)
+			sshIndex++
+		default:
+			err = fmt.Errorf("mount type %q is not supported", mt.Type)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// bindMount mounts a directory or file of the build context, a stage or
+// an image. The source path is resolved inside its root, never through a
+// symlink out of it (buildah CVE-2024-1753). rw mounts get a throwaway
+// writable layer, so writes are discarded.
+func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mount) error {
+	b := s.b
+	var root, ident, snap string
+	fromDir := false
+	switch {
+	case mt.From == "":
+		root, ident, fromDir = b.opts.ContextDir, "context", true
+	default:
+		if v, isImage, ok := b.namedContext(mt.From); ok && !isImage {
+			dir, err := contextDir(mt.From, v)
+			if err != nil {
+				return err
+			}
+			root, ident, fromDir = dir, "context:"+mt.From, true
+			break
+		}
+		sn, key, err := s.sourceSnapshot(ctx, mt.From)
+		if err != nil {
+			return err
+		}
+		snap, ident = sn, key
+	}
+	if !fromDir {
+		dir, cleanup, err := b.mountView(ctx, snap, !mt.ReadOnly)
+		if err != nil {
+			return err
+		}
+		m.cleanups = append(m.cleanups, cleanup)
+		root = dir
+	} else if !mt.ReadOnly {
+		dir, cleanup, err := b.overlayOnDir(root)
+		if err != nil {
+			return err
+		}
+		m.cleanups = append(m.cleanups, cleanup)
+		root = dir
+	}
+	src, err := securejoin.SecureJoin(root, path.Clean("/"+mt.Source))
+	if err != nil {
+		return fmt.Errorf("resolving mount source %q: %w", mt.Source, err)
+	}
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("mount source %q: %w", mt.Source, err)
+	}
+	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: src, Target: mt.Target, Readonly: mt.ReadOnly})
+	key := fmt.Sprintf("bind %s %s %s ro=%v", ident, path.Clean("/"+mt.Source), mt.Target, mt.ReadOnly)
+	if fromDir && b.stat != nil {
+		digest, err := s.treeDigest(ctx, root, src)
+		if err != nil {
+			return err
+		}
+		key += " " + digest
+	}
+	m.key = append(m.key, key)
+	return nil
+}
+
+// sourceSnapshot resolves a mount's from= (a stage name or index, or an
+// image) to a committed snapshot and an identity for the cache key.
+func (s *stage) sourceSnapshot(ctx context.Context, from string) (string, string, error) {
+	b := s.b
+	if i, ok := b.plan.LookupStage(from); ok {
+		r, err := b.stage(ctx, i)
+		if err != nil {
+			return "", "", err
+		}
+		return r.snap, "stage:" + r.key, nil
+	}
+	ref := from
+	if v, isImage, ok := b.namedContext(from); ok && isImage {
+		ref = v
+	}
+	img, err := b.resolveImage(ctx, ref)
+	if err != nil {
+		return "", "", err
+	}
+	dgst, err := img.Digest()
+	if err != nil {
+		return "", "", err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return "", "", err
+	}
+	snap, err := b.unpack(ctx, layers)
+	return snap, "image:" + dgst.String(), err
+}
+
+// mountView mounts a committed snapshot on a new directory, writable
+// through a throwaway snapshot when rw.
+func (b *build) mountView(ctx context.Context, snap string, rw bool) (string, func(), error) {
+	sn := b.opts.Snapshots
+	key := b.newName("mount")
+	var mounts []snapshot.Mount
+	var err error
+	if rw {
+		mounts, err = sn.Prepare(ctx, key, snap)
+	} else {
+		mounts, err = sn.View(ctx, key, snap)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("preparing mount source: %w", err)
+	}
+	dir, err := os.MkdirTemp(b.opts.Store.Path("tmp"), "mnt-")
+	if err != nil {
+		sn.Remove(context.WithoutCancel(ctx), key)
+		return "", nil, err
+	}
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		os.Remove(dir)
+		sn.Remove(context.WithoutCancel(ctx), key)
+		return "", nil, fmt.Errorf("mounting mount source: %w", err)
+	}
+	return dir, func() {
+		_ = snapshot.UnmountAll(dir)
+		os.Remove(dir)
+		_ = sn.Remove(context.WithoutCancel(ctx), key)
+	}, nil
+}
+
+// overlayOnDir shows dir through a throwaway overlay, so a rw bind of the
+// build context cannot change it.
+func (b *build) overlayOnDir(dir string) (string, func(), error) {
+	tmp, err := os.MkdirTemp(b.opts.Store.Path("tmp"), "rw-")
+	if err != nil {
+		return "", nil, err
+	}
+	upper, work, merged := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			os.RemoveAll(tmp)
+			return "", nil, err
+		}
+	}
+	mount := snapshot.Mount{Type: "overlay", Source: "overlay", Options: []string{
+		"lowerdir=" + dir, "upperdir=" + upper, "workdir=" + work, "index=off", "redirect_dir=off", "metacopy=off",
+	}}
+	if err := snapshot.MountAll([]snapshot.Mount{mount}, merged); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, fmt.Errorf("making a writable view of %s: %w", dir, err)
+	}
+	return merged, func() {
+		_ = snapshot.UnmountAll(merged)
+		os.RemoveAll(tmp)
+	}, nil
+}
+
+// treeDigest keys a bind mount of a context directory by the content of
+// what it mounts.
+func (s *stage) treeDigest(ctx context.Context, root, src string) (string, error) {
+	var files []cache.File
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		files = append(files, cache.File{Rel: filepath.ToSlash(rel), Abs: p, Info: info})
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hashing mount source: %w", err)
+	}
+	digests, err := cache.DigestFiles(ctx, s.b.stat, files)
+	if err != nil {
+		return "", err
+	}
+	return cache.NewKey("").AddFiles("files", digests).Sum(), nil
+}
+
+// cacheMount mounts a persistent cache directory under --root. Its id is
+// hashed into the directory name, so no id can reach outside; sharing
+// "locked" holds an exclusive lock for the step, "private" uses an
+// instance no other step holds. Cache mounts are not part of step keys.
+func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *instructions.Mount) error {
+	if mt.From != "" {
+		return fmt.Errorf("cache mounts with from= are %w", errUnsupported)
+	}
+	id := mt.CacheID
+	if id == "" {
+		id = mt.Target
+	}
+	sum := sha256.Sum256([]byte(id))
+	base := s.b.opts.Store.Path("cache-mounts", hex.EncodeToString(sum[:16]))
+	dir, unlock, err := lockCacheDir(ctx, base, mt.CacheSharing)
+	if err != nil {
+		return err
+	}
+	m.cleanups = append(m.cleanups, unlock)
+	if err := initCacheDir(dir, mt); err != nil {
+		return err
+	}
+	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: dir, Target: mt.Target, Readonly: mt.ReadOnly})
+	m.key = append(m.key, fmt.Sprintf("cache %s ro=%v", mt.Target, mt.ReadOnly))
+	return nil
+}
+
+// lockCacheDir picks the directory of a cache mount instance and takes
+// the lock its sharing mode needs.
+func lockCacheDir(ctx context.Context, base string, sharing instructions.ShareMode) (string, func(), error) {
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", nil, err
+	}
+	switch sharing {
+	case instructions.MountSharingLocked:
+		l := flock.New(filepath.Join(base, "lock"))
+		if _, err := l.TryLockContext(ctx, lockPoll); err != nil {
+			return "", nil, fmt.Errorf("locking cache mount: %w", err)
+		}
+		return filepath.Join(base, "0"), func() { l.Unlock() }, nil
+	case instructions.MountSharingPrivate:
+		for i := 0; ; i++ {
+			l := flock.New(filepath.Join(base, "lock."+strconv.Itoa(i)))
+			ok, err := l.TryLock()
+			if err != nil {
+				return "", nil, fmt.Errorf("locking cache mount: %w", err)
+			}
+			if ok {
+				return filepath.Join(base, strconv.Itoa(i)), func() { l.Unlock() }, nil
+			}
+		}
+	default: // shared
+		return filepath.Join(base, "0"), func() {}, nil
+	}
+}
+
+// initCacheDir creates a cache mount's directory with its uid, gid and
+// mode the first time.
+func initCacheDir(dir string, mt *instructions.Mount) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating cache mount: %w", err)
+	}
+	mode := os.FileMode(0o755)
+	if mt.Mode != nil {
+		mode = os.FileMode(*mt.Mode) & os.ModePerm
+	}
+	uid, gid := 0, 0
+	if mt.UID != nil {
+		uid = int(*mt.UID)
+	}
+	if mt.GID != nil {
+		gid = int(*mt.GID)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
+}
+
+// secretMount gives a step a secret as a file on a tmpfs-backed path (it
+// never touches the store) or as an environment variable. Secrets are
+// never part of keys, layers, history or logs.
+func (s *stage) secretMount(m *runMounts, mt *instructions.Mount) error {
+	id := mt.CacheID
+	if id == "" && mt.Target != "" {
+		id = path.Base(mt.Target)
+	}
+	if id == "" && mt.Env != nil {
+		id = *mt.Env
+	}
+	value, ok := s.b.opts.Secrets[id]
+	if !ok {
+		if mt.Required {
+			return fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
+		}
+		return nil
+	}
+	if mt.Env != nil {
+		name := *mt.Env
+		if name == "" {
+			name = id
+		}
+		m.env = append(m.env, name+"="+string(value))
+		m.key = append(m.key, "secret-env "+name)
+		if mt.Target == "" {
+			return nil
+		}
+	}
+	target := mt.Target
+	if target == "" {
+		target = "/run/secrets/" + id
+	}
+	f, err := os.CreateTemp(secretDir(), "lading-secret-")
+	if err != nil {
+		return fmt.Errorf("preparing secret %s: %w", id, err)
+	}
+	name := f.Name()
+	m.cleanups = append(m.cleanups, func() { os.Remove(name) })
+	_, err = f.Write(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("preparing secret %s: %w", id, err)
+	}
+	mode := os.FileMode(0o400)
+	if mt.Mode != nil {
+		mode = os.FileMode(*mt.Mode) & os.ModePerm
+	}
+	uid, gid := 0, 0
+	if mt.UID != nil {
+		uid = int(*mt.UID)
+	}
+	if mt.GID != nil {
+		gid = int(*mt.GID)
+	}
+	if err := os.Chown(name, uid, gid); err != nil {
+		return err
+	}
+	if err := os.Chmod(name, mode); err != nil {
+		return err
+	}
+	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: name, Target: target, Readonly: true})
+	m.key = append(m.key, "secret "+target)
+	return nil
+}
+
+// secretDir is a memory-backed directory for secret files.
+func secretDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+// sshMount forwards an ssh agent socket.
+func (s *stage) sshMount(m *runMounts, mt *instructions.Mount, n int) error {
+	id := mt.CacheID
+	if id == "" {
+		id = "default"
+	}
+	src, ok := s.b.opts.SSH[id]
+	if !ok {
+		if mt.Required {
+			return fmt.Errorf("ssh agent %q is required but was not given (--ssh %s)", id, id)
+		}
+		return nil
+	}
+	target := mt.Target
+	if target == "" {
+		target = "/run/buildkit/ssh_agent." + strconv.Itoa(n)
+	}
+	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: src.Socket, Target: target})
+	m.env = append(m.env, "SSH_AUTH_SOCK="+target)
+	m.key = append(m.key, "ssh "+id+" "+target)
+	return nil
+}
+
+func joinKey(parts []string) string { return strings.Join(parts, "\x00") }

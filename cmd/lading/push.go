@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lading-build/lading/image"
+)
+
+func newPushCmd() *cobra.Command {
+	var f remoteFlags
+	cmd := &cobra.Command{
+		Use:   "push NAME [DEST]",
+		Short: "Push a stored image to a registry",
+		Long: `Push the stored image NAME to the registry reference DEST (default NAME) and
+print the pushed manifest digest. Blobs the registry already has are not sent.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			img, err := image.Resolve(st, args[0])
+			if err != nil {
+				return err
+			}
+			dest := args[0]
+			if len(args) == 2 {
+				dest = args[1]
+			}
+			o, err := f.options(cmd, st)
+			if err != nil {
+				return err
+			}
+			d, err := image.Push(cmd.Context(), st, img, dest, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), d)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the digest")
+	return cmd
+}
