@@ -1,9 +1,16 @@
 // Package image moves OCI images in and out of lading's store with
 // go-containerregistry (ggcr): layers written to the store while their
 // digests are computed (WriteLayer), images saved to and loaded from the
-// store (Save, Load, Resolve), archives imported (ImportArchive), and
+// store (Save, Load, Resolve), archives imported (ImportArchive), images
+// pulled from and pushed to registries (Pull, Push, RemoteOptions), and
 // outputs as small sinks (Exporter: OCI archive, docker archive, rootfs
 // directory).
+//
+// Names: images built or tagged locally keep the name as written
+// ("app:1.0"); Pull tags the canonical registry form
+// ("index.docker.io/library/debian:12" for "debian:12", see
+// CanonicalName). Resolve and LookupName try the name as written, then
+// match canonical forms, so either spelling finds either kind of image.
 //
 // Layers are hashed exactly once, while they are written: the diffID from
 // the tar stream and the digest from the gzip stream in one pass, then

@@ -142,13 +142,16 @@ func Load(s *store.Store, digest string) (v1.Image, error) {
 
 var errIndex = errors.New("is an image index, not an image")
 
-// Resolve returns the stored image ref names: a name in the store
-// (normalized like store.Tag) or a manifest digest "sha256:...".
+// Resolve returns the stored image ref names: a manifest digest
+// "sha256:...", or a name in the store, looked up as written or by its
+// canonical registry form (see LookupName): a pulled "debian:12" is found
+// as "debian:12", "docker.io/library/debian:12" or
+// "index.docker.io/library/debian:12".
 func Resolve(s *store.Store, ref string) (v1.Image, error) {
 	if strings.HasPrefix(ref, "sha256:") {
 		return Load(s, ref)
 	}
-	d, err := s.Resolve(ref)
+	_, d, err := LookupName(s, ref)
 	if err != nil {
 		return nil, err
 	}
