@@ -13,6 +13,7 @@ import (
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/snapshot"
+	"github.com/lading-build/lading/store"
 )
 
 func hostPlatform() v1.Platform {
@@ -57,15 +58,57 @@ func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []str
 }
 
 // resolveImage finds an image by reference: "oci-archive:PATH",
-// "docker-archive:PATH", or a name or digest in the local store.
+// "docker-archive:PATH", or a name or digest in the local store, pulled
+// from its registry as the pull policy says.
 func (b *build) resolveImage(ctx context.Context, ref string) (v1.Image, error) {
 	if strings.HasPrefix(ref, "oci-archive:") || strings.HasPrefix(ref, "docker-archive:") {
 		return image.ImportArchive(ctx, b.opts.Store, ref)
 	}
-	img, err := image.Resolve(b.opts.Store, ref)
-	if err != nil {
-		return nil, fmt.Errorf("image %q is not in the local store (pulling from a registry is not supported yet): %w", ref, err)
+	if _, dgst, ok := strings.Cut(ref, "@"); ok && b.opts.Pull != PullAlways {
+		if img, err := image.Load(b.opts.Store, dgst); err == nil {
+			return img, nil
+		}
 	}
+	switch b.opts.Pull {
+	case PullAlways:
+		return b.pull(ctx, ref)
+	case PullNever:
+		img, err := image.Resolve(b.opts.Store, ref)
+		if err != nil {
+			return nil, fmt.Errorf("image %q is not in the local store (and --pull=never): %w", ref, err)
+		}
+		return img, nil
+	}
+	img, err := image.Resolve(b.opts.Store, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return b.pull(ctx, ref)
+	}
+	return img, err
+}
+
+// pull fetches an image into the store; one pull per reference at a time
+// in this build (parallel stages often share a base).
+func (b *build) pull(ctx context.Context, ref string) (v1.Image, error) {
+	unlock := b.pullLock(ref)
+	defer unlock()
+	if b.opts.Pull != PullAlways || b.pulled(ref) {
+		if img, err := image.Resolve(b.opts.Store, ref); err == nil {
+			return img, nil
+		}
+	}
+	opts := b.opts.Remote
+	if opts.Platform == nil {
+		p := b.opts.Platform
+		opts.Platform = &p
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(line string) { b.rep.Log("%s", line) }
+	}
+	img, err := image.Pull(ctx, b.opts.Store, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	b.markPulled(ref)
 	return img, nil
 }
 

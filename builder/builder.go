@@ -68,7 +68,20 @@ type Options struct {
 	Secrets map[string][]byte
 	// SSH are the agents of --ssh, by id ("default" for the plain flag).
 	SSH map[string]SSHSource
+	// Pull says when FROM images come from their registry: PullMissing
+	// (default: only when not in the local store), PullAlways or
+	// PullNever.
+	Pull string
+	// Remote configures registry access for pulls.
+	Remote image.RemoteOptions
 }
+
+// Pull policies.
+const (
+	PullMissing = "missing"
+	PullAlways  = "always"
+	PullNever   = "never"
+)
 
 // Result is a built image.
 type Result struct {
@@ -169,6 +182,7 @@ type build struct {
 	stat   *cache.StatCache
 
 	mu     sync.Mutex
+	pulls  map[string]*pullState
 	seq    int
 	stepID int
 	// snaps are the snapshots this build created, removed at the end in
@@ -306,4 +320,39 @@ func readIgnore(contextDir, recipePath string) (*patternmatcher.PatternMatcher, 
 		return pm, nil
 	}
 	return nil, nil
+}
+
+type pullState struct {
+	mu   sync.Mutex
+	done bool
+}
+
+// pullLock serializes pulls of one reference within the build.
+func (b *build) pullLock(ref string) func() {
+	b.mu.Lock()
+	if b.pulls == nil {
+		b.pulls = map[string]*pullState{}
+	}
+	p, ok := b.pulls[ref]
+	if !ok {
+		p = &pullState{}
+		b.pulls[ref] = p
+	}
+	b.mu.Unlock()
+	p.mu.Lock()
+	return p.mu.Unlock
+}
+
+// pulled reports whether ref was pulled by this build (callers hold its
+// pull lock).
+func (b *build) pulled(ref string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pulls[ref] != nil && b.pulls[ref].done
+}
+
+func (b *build) markPulled(ref string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pulls[ref].done = true
 }

@@ -45,6 +45,9 @@ type buildFlags struct {
 	contexts      []string
 	secrets       []string
 	ssh           []string
+	pull          string
+	push          bool
+	remote        remoteFlags
 }
 
 func newBuildCmd() *cobra.Command {
@@ -77,6 +80,10 @@ written to each --output:
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for this stage (repeatable)")
 	fl.BoolVar(&f.explainCache, "explain-cache", false, "say why the first cache miss of each stage missed")
 	fl.BoolVar(&f.squash, "squash", false, "squash the layers the target stage adds into one")
+	fl.StringVar(&f.pull, "pull", builder.PullMissing, "pull FROM images: missing (when not in the local store), always or never")
+	fl.Lookup("pull").NoOptDefVal = builder.PullAlways
+	fl.BoolVar(&f.push, "push", false, "push the image to every -t name (same as --output type=registry)")
+	f.remote.register(cmd)
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "ssh agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK) or ID=SOCKET (repeatable)")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "named context NAME=DIR or NAME=docker-image://REF for FROM NAME / COPY --from=NAME (repeatable)")
@@ -153,6 +160,19 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	if err != nil {
 		return err
 	}
+	switch f.pull {
+	case builder.PullMissing, builder.PullAlways, builder.PullNever:
+	default:
+		return fmt.Errorf("--pull must be missing, always or never, not %q", f.pull)
+	}
+	f.remote.quiet = f.progress == "quiet"
+	remote, err := f.remote.options(cmd, st)
+	if err != nil {
+		return err
+	}
+	if f.push && len(f.tags) == 0 {
+		return errors.New("--push needs at least one -t name to push to")
+	}
 	buildCache, err := cache.Open(st.Path("cache"))
 	if err != nil {
 		return fmt.Errorf("opening build cache: %w", err)
@@ -181,6 +201,8 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		Contexts:      contexts,
 		Secrets:       secrets,
 		SSH:           sshAgents,
+		Pull:          f.pull,
+		Remote:        remote,
 	})
 	if err != nil {
 		rep.Close()
@@ -192,11 +214,26 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		}
 	}
 	for _, o := range outs {
+		if o.typ == "registry" {
+			f.push = true
+			continue
+		}
 		if err := exporter(o, f.tags).Export(ctx, res.Image); err != nil {
 			rep.Close()
 			return fmt.Errorf("writing %s output to %s: %w", o.typ, o.dest, err)
 		}
 		rep.Log("wrote %s output: %s", o.typ, o.dest)
+	}
+	if f.push {
+		remote.Progress = func(line string) { rep.Log("%s", line) }
+		for _, t := range f.tags {
+			d, err := image.Push(ctx, st, res.Image, t, remote)
+			if err != nil {
+				rep.Close()
+				return err
+			}
+			rep.Log("pushed %s@%s", t, d)
+		}
 	}
 	rep.Close()
 	fmt.Fprintln(cmd.OutOrStdout(), res.Digest.String())
@@ -244,8 +281,11 @@ func parseOutputs(specs []string) ([]output, error) {
 		}
 		switch o.typ {
 		case "oci", "docker", "local":
+		case "registry":
+			outs = append(outs, o)
+			continue
 		default:
-			return nil, fmt.Errorf("--output %q: type must be oci, docker or local", spec)
+			return nil, fmt.Errorf("--output %q: type must be oci, docker, local or registry", spec)
 		}
 		if o.dest == "" {
 			return nil, fmt.Errorf("--output %q: dest is required", spec)
