@@ -65,9 +65,10 @@ func openArchive(r io.Reader) (*archive, bool) {
 	return &archive{tr: tr, first: hdr, close: closeFn}, true
 }
 
-// extractLocal extracts the file source f into the destination directory
-// when it is an archive; otherwise it rewinds f and reports false.
-func (o *op) extractLocal(ctx context.Context, f *os.File, s Source) (bool, error) {
+// extractFile extracts f (named what in errors) into the destination
+// directory when it is an archive; otherwise it rewinds f and reports
+// false.
+func (o *op) extractFile(ctx context.Context, f *os.File, what string) (bool, error) {
 	a, ok := openArchive(f)
 	if !ok {
 		_, err := f.Seek(0, io.SeekStart)
@@ -82,17 +83,17 @@ func (o *op) extractLocal(ctx context.Context, f *os.File, s Source) (bool, erro
 	defer t.close()
 	opts := extractOptions{owner: o.chown, chmod: o.chmod, devices: true}
 	if err := extract(ctx, a, t, opts); err != nil {
-		return true, fmt.Errorf("extracting %s to %s: %w", s.Rel, o.dest, err)
+		return true, fmt.Errorf("extracting %s to %s: %w", what, o.dest, err)
 	}
 	return true, nil
 }
 
 // extractOptions adjust extract.
 type extractOptions struct {
-	owner   *owner  // overrides the owners in the archive (--chown)
-	chmod   *uint32 // overrides modes of files and directories (--chmod)
-	devices bool    // create device nodes and fifos (else skip them)
-	maxSize int64   // refuse larger files (0 = no limit)
+	owner   *owner // overrides the owners in the archive (--chown)
+	chmod   chmod  // changes modes of files and directories (--chmod)
+	devices bool   // create device nodes and fifos (else skip them)
+	maxSize int64  // refuse larger files (0 = no limit)
 }
 
 // ctxReader stops reading once its context is done, so that cancellation
@@ -169,7 +170,7 @@ func headerMeta(hdr *tar.Header, opts extractOptions) meta {
 		m.owner = *opts.owner
 	}
 	if opts.chmod != nil && hdr.Typeflag != tar.TypeSymlink {
-		m.mode = *opts.chmod
+		m.mode = opts.chmod(m.mode, hdr.Typeflag == tar.TypeDir)
 	}
 	for k, v := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {

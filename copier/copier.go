@@ -2,12 +2,12 @@ package copier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,20 +32,43 @@ type Request struct {
 	Chown string
 	// KeepOwner keeps the source uid and gid when Chown is "" (COPY --from).
 	KeepOwner bool
-	// Chmod is the --chmod value, octal, applied to copied files and
-	// directories (not to symlinks, nor to created parent directories).
+	// Chmod is the --chmod value, octal or symbolic (see ParseMode),
+	// applied to copied files and directories from their source mode (not
+	// to symlinks, nor to created parent directories).
 	Chmod string
 	// Add selects ADD semantics: local tar archives are extracted, URLs
-	// downloaded.
+	// downloaded, Git repositories (see IsGitURL) cloned.
 	Add bool
 	// Checksum ("sha256:<hex>", also sha384 and sha512) is verified against
-	// each URL download and each local file source before anything is written.
+	// each URL download and each local file source before anything is
+	// written; for a Git source it is the commit (a prefix of its hex
+	// name) that the ref must resolve to.
 	Checksum string
-	// Epoch, when set, is the mtime of downloaded files (in seconds);
-	// otherwise their Last-Modified header is used.
+	// Epoch, when set, is the mtime of downloaded files and of Git
+	// checkouts (in seconds); otherwise downloads get their Last-Modified
+	// header and checkouts the commit time.
 	Epoch *int64
 	// HTTPClient downloads URLs; nil means a default client with a timeout.
 	HTTPClient *http.Client
+
+	// Exclude holds the --exclude patterns, in .dockerignore syntax. Each
+	// is matched against the path of an entry relative to its match (the
+	// directory named or matched as a source; with Parents, the pivot), as
+	// BuildKit does: "*.tmp" excludes the top level only, "**/*.tmp" every
+	// level, "!keep.tmp" makes an exception. A file matched by a wildcard
+	// is also excluded when its name matches, as documented for
+	// "COPY --exclude=*.txt hom* /dir/"; a source named without wildcards
+	// never is.
+	Exclude []string
+	// Parents is COPY --parents: each source keeps its path relative to
+	// SrcRoot, or to the pivot "/./" in it ("x/./y/z" keeps "y/z"), under
+	// Dest, which is always a directory. Wildcards may use "**".
+	Parents bool
+	// Unpack is ADD --unpack: nil extracts local archives and never
+	// downloads; false extracts nothing; true extracts downloads too.
+	Unpack *bool
+	// KeepGitDir is ADD --keep-git-dir: a Git source keeps its .git.
+	KeepGitDir bool
 }
 
 // op is a Request being carried out.
@@ -55,8 +78,10 @@ type op struct {
 	dirDest  bool   // the destination is a directory
 	chown    *owner // nil without --chown
 	created  owner  // owner of directories created for the destination
-	chmod    *uint32
+	chmod    chmod  // nil without --chmod
 	checksum *checksum
+	commit   string    // for a Git source: the hex commit prefix of --checksum
+	checkout *checkout // set while a Git checkout is copied
 	dst      *tree
 	links    map[[2]uint64]linkRef // hard links: source dev and inode to first copy
 }
@@ -75,6 +100,9 @@ func Copy(ctx context.Context, req Request) (err error) {
 	if err != nil {
 		return err
 	}
+	if len(srcs) == 0 {
+		return nil // all excluded
+	}
 	if o.checksum != nil {
 		for _, s := range srcs {
 			if err := o.verifyLocal(s); err != nil {
@@ -89,7 +117,7 @@ func Copy(ctx context.Context, req Request) (err error) {
 	if !o.dirDest {
 		o.dirDest = o.dst.isDir(o.dest)
 	}
-	if srcs[len(srcs)-1].Match > 0 && !o.dirDest {
+	if srcs[len(srcs)-1].Match > 0 && !o.dirDest && !req.Parents {
 		return ErrMultipleSources
 	}
 	for len(srcs) > 0 {
@@ -129,35 +157,71 @@ func newOp(req Request) (*op, error) {
 		o.created = *o.chown
 	}
 	if req.Chmod != "" {
-		m, err := ParseChmod(req.Chmod)
+		c, err := parseMode(req.Chmod)
 		if err != nil {
 			return nil, err
 		}
-		o.chmod = &m
+		o.chmod = c
 	}
 	if req.Checksum != "" {
-		c, err := parseChecksum(req.Checksum)
-		if err != nil {
+		if err := o.parseChecksum(); err != nil {
 			return nil, err
 		}
-		o.checksum = c
 	}
 	return o, nil
 }
 
-// ParseChmod parses a --chmod value; only octal modes are supported.
-func ParseChmod(s string) (uint32, error) {
-	m, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || m > 0o7777 {
-		return 0, fmt.Errorf("invalid --chmod=%s: only octal modes up to 7777 are supported", s)
+// parseChecksum reads --checksum: a commit for a Git source (which must
+// then be the only source), else a content digest.
+func (o *op) parseChecksum() error {
+	s := o.req.Checksum
+	for _, src := range o.req.Sources {
+		if !o.req.Add || !IsGitURL(src) {
+			continue
+		}
+		if len(o.req.Sources) != 1 {
+			return errors.New("--checksum with a Git source: the Git source must be the only source")
+		}
+		if !commitPrefix.MatchString(s) {
+			return fmt.Errorf("invalid --checksum=%s: for a Git source, want a commit (hex digits)", s)
+		}
+		o.commit = strings.ToLower(s)
+		return nil
 	}
-	return uint32(m), nil
+	c, err := parseChecksum(s)
+	if err != nil {
+		return err
+	}
+	o.checksum = c
+	return nil
+}
+
+// mode computes the mode a source entry with mode m is copied with.
+func (o *op) mode(m uint32, dir bool) uint32 {
+	if o.chmod == nil {
+		return m
+	}
+	return o.chmod(m, dir)
+}
+
+// unpack reports whether an archive is extracted: a local one or a
+// download.
+func (o *op) unpack(download bool) bool {
+	if !o.req.Add || o.checkout != nil {
+		return false
+	}
+	if o.req.Unpack != nil {
+		return *o.req.Unpack
+	}
+	return !download
 }
 
 // copyMatch copies one match: its first entry, then its walk if any.
 func (o *op) copyMatch(ctx context.Context, srcs []Source) error {
 	top := srcs[0]
 	switch {
+	case top.Git:
+		return o.addGit(ctx, top.URL)
 	case top.URL != "":
 		return o.addURL(ctx, top.URL)
 	case top.Info.IsDir():
@@ -172,8 +236,8 @@ func (o *op) copyMatch(ctx context.Context, srcs []Source) error {
 		return err
 	}
 	defer f.Close()
-	if o.req.Add && top.Info.Mode().IsRegular() {
-		done, err := o.extractLocal(ctx, f, top)
+	if top.Info.Mode().IsRegular() && o.unpack(false) {
+		done, err := o.extractFile(ctx, f, top.Rel)
 		if done || err != nil {
 			return err
 		}
@@ -333,14 +397,21 @@ func (o *op) meta(s Source) (meta, error) {
 	switch {
 	case o.chown != nil:
 		m.owner = *o.chown
-	case o.req.KeepOwner:
+	case o.req.KeepOwner && o.checkout == nil:
 		m.owner = owner{int(st.Uid), int(st.Gid)}
+	}
+	if o.checkout != nil {
+		m.mtime = o.checkout.mtime
 	}
 	if s.Info.Mode()&fs.ModeSymlink != 0 {
 		return m, nil
 	}
-	if o.chmod != nil {
-		m.mode = *o.chmod
+	if o.checkout != nil {
+		m.mode = gitMode(m.mode, s.Info.IsDir())
+	}
+	m.mode = o.mode(m.mode, s.Info.IsDir())
+	if o.checkout != nil {
+		return m, nil // a checkout has no extended attributes of its own
 	}
 	if s.Info.Mode().IsRegular() || s.Info.IsDir() {
 		xs, err := readXattrs(s.Path)

@@ -195,9 +195,17 @@ func TestCopy(t *testing.T) {
 			},
 		},
 		{
-			name:    "symbolic chmod",
-			req:     Request{Sources: []string{"a.txt"}, Dest: "/x", Chmod: "u+x"},
-			errText: "only octal",
+			name: "symbolic chmod from the source modes",
+			req:  Request{Sources: []string{"dir"}, Dest: "/p/", Chmod: "u=rwX,go=rX"},
+			want: []string{
+				"p d 0755 0:0", `p/one f 0644 0:0 "one"`, "p/link l 0:0 ->one",
+				"p/sub d 0755 0:0", `p/sub/two f 0644 0:0 "two"`,
+			},
+		},
+		{
+			name:    "invalid chmod",
+			req:     Request{Sources: []string{"a.txt"}, Dest: "/x", Chmod: "u+q"},
+			errText: "invalid --chmod=u+q",
 		},
 		{
 			name: "setuid bit kept",
@@ -437,18 +445,5 @@ func TestLookupUser(t *testing.T) {
 	build(t, escape, "l etc /etc")
 	if _, err := LookupUser(escape, "root"); err == nil {
 		t.Error("read the host /etc/passwd")
-	}
-}
-
-func TestParseChmod(t *testing.T) {
-	for in, want := range map[string]uint32{"755": 0o755, "0644": 0o644, "4755": 0o4755} {
-		if got, err := ParseChmod(in); err != nil || got != want {
-			t.Errorf("ParseChmod(%q) = %o, %v", in, got, err)
-		}
-	}
-	for _, in := range []string{"u+x", "8", "17777", ""} {
-		if _, err := ParseChmod(in); err == nil {
-			t.Errorf("ParseChmod(%q): no error", in)
-		}
 	}
 }

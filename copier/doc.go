@@ -21,8 +21,19 @@
 // are mode 0755 and owned by the --chown user (root without one); files keep
 // their mode, mtime, extended attributes and hard links; with KeepOwner
 // (COPY --from) files keep their owner, otherwise they belong to the
-// --chown user or root. With Add, local tar archives (detected by content,
-// optionally compressed with gzip, bzip2, xz or zstd) are extracted inside
-// the destination directory, and http(s) URLs are downloaded, never
-// extracted.
+// --chown user or root; --chmod, octal or symbolic (ParseMode), is
+// computed from each source mode. With Add, local tar archives (detected
+// by content, optionally compressed with gzip, bzip2, xz or zstd) are
+// extracted inside the destination directory, and http(s) URLs are
+// downloaded, extracted only with --unpack=true (Request.Unpack).
+//
+// BuildKit's newer flags are Request fields too: Exclude (--exclude,
+// .dockerignore patterns relative to each match), Parents (--parents,
+// with an optional "/./" pivot) and, for ADD, Git sources (IsGitURL):
+// "https://host/repo.git#ref:subdir" is cloned with the git command into
+// a temporary directory (no hooks, no system or global configuration,
+// no file:// or ext:: remotes), the subdirectory is resolved inside the
+// checkout, and the contents are copied without .git (unless
+// KeepGitDir), with Git's modes and the commit time as mtimes. GitCommit
+// resolves a ref to a commit without cloning, for cache keys.
 package copier

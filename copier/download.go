@@ -81,23 +81,27 @@ func (o *op) verifyLocal(s Source) error {
 }
 
 // addURL downloads rawURL to the destination: dest/<name> when dest is a
-// directory, else dest itself; mode 0600 (unless --chmod), never extracted.
+// directory, else dest itself; mode 0600 (changed by --chmod). With
+// --unpack=true an archive is extracted into dest instead.
 func (o *op) addURL(ctx context.Context, rawURL string) error {
 	f, name, mtime, err := o.download(ctx, rawURL)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if o.unpack(true) {
+		done, err := o.extractFile(ctx, f, redact(rawURL))
+		if done || err != nil {
+			return err
+		}
+	}
 	target := o.dest
 	if o.dirDest {
 		target = path.Join(o.dest, name)
 	}
-	m := meta{mode: 0o600, mtime: mtime}
+	m := meta{mode: o.mode(0o600, false), mtime: mtime}
 	if o.chown != nil {
 		m.owner = *o.chown
-	}
-	if o.chmod != nil {
-		m.mode = *o.chmod
 	}
 	dir, err := o.dst.mkdirAll(path.Dir(target), o.created)
 	if err != nil {
@@ -171,6 +175,14 @@ func (o *op) download(ctx context.Context, rawURL string) (f *os.File, name stri
 		}
 	}
 	return f, fileName(u, resp), mtime, nil
+}
+
+// redact shows a URL without its password.
+func redact(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Redacted()
+	}
+	return rawURL
 }
 
 // fileName names a download as BuildKit does: Content-Disposition's

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,44 @@ func TestAddURLCanceled(t *testing.T) {
 	err := Copy(ctx, Request{SrcRoot: t.TempDir(), DestRoot: t.TempDir(), Sources: []string{srv.URL + "/x"}, Dest: "/x", Add: true})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAddUnpack(t *testing.T) {
+	srv := newServer(t)
+	yes, no := true, false
+	local := makeTar(t, te{name: "d/", typ: '5', mode: 0o755}, te{name: "d/in", typ: '0', body: "x", mode: 0o640})
+	extracted := []string{"out d 0755 0:0", "out/d d 0755 0:0", `out/d/in f 0640 0:0 "x"`}
+	tests := []struct {
+		name   string
+		source string
+		unpack *bool
+		chmod  string
+		want   []string
+	}{
+		{name: "local, default", source: "a.tar", want: extracted},
+		{name: "local, unpack=true", source: "a.tar", unpack: &yes, want: extracted},
+		{name: "local, unpack=false", source: "a.tar", unpack: &no, want: []string{"out d 0755 0:0", "out/a.tar f 0644 0:0 " + strconv.Quote(string(local))}},
+		{name: "remote, default", source: srv.URL + "/archive.tar", want: []string{"out d 0755 0:0", "out/archive.tar f 0600 0:0 " + strconv.Quote(string(makeTar(t, te{name: "in", typ: '0', body: "x"})))}},
+		{name: "remote, unpack=false", source: srv.URL + "/archive.tar", unpack: &no, want: []string{"out d 0755 0:0", "out/archive.tar f 0600 0:0 " + strconv.Quote(string(makeTar(t, te{name: "in", typ: '0', body: "x"})))}},
+		{name: "remote, unpack=true", source: srv.URL + "/archive.tar", unpack: &yes, want: []string{"out d 0755 0:0", `out/in f 0644 0:0 "x"`}},
+		{name: "remote, unpack=true, symbolic chmod", source: srv.URL + "/archive.tar", unpack: &yes, chmod: "u+x,g=u", want: []string{"out d 0755 0:0", `out/in f 0774 0:0 "x"`}},
+		{name: "remote non-archive, unpack=true", source: srv.URL + "/files/app.bin", unpack: &yes, want: []string{"out d 0755 0:0", `out/app.bin f 0600 0:0 "payload"`}},
+		{name: "remote non-archive, symbolic chmod", source: srv.URL + "/files/app.bin", chmod: "a+rX", want: []string{"out d 0755 0:0", `out/app.bin f 0644 0:0 "payload"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, dst := t.TempDir(), t.TempDir()
+			if err := os.WriteFile(filepath.Join(src, "a.tar"), local, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			req := Request{SrcRoot: src, DestRoot: dst, Sources: []string{tt.source}, Dest: "/out/", Add: true, Unpack: tt.unpack, Chmod: tt.chmod}
+			if err := Copy(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			if d := diffLines(listTree(t, dst), normalize(tt.want)); d != "" {
+				t.Errorf("tree differs:%s", d)
+			}
+		})
 	}
 }

@@ -34,61 +34,90 @@ type Source struct {
 	Rel   string      // slash path relative to SrcRoot ("." for SrcRoot itself)
 	Path  string      // absolute path inside SrcRoot
 	Info  fs.FileInfo // from lstat; a match that is a symlink is followed inside SrcRoot first
-	URL   string      // for an ADD URL: the URL, with Rel, Path and Info empty
+	URL   string      // for an ADD URL or Git repository: the source as written, with Rel, Path and Info empty
+	Git   bool        // URL names a Git repository (see IsGitURL)
 }
 
 // Select resolves req.Sources inside req.SrcRoot: wildcards are expanded,
 // a symlink named (or matched) as a source is followed inside SrcRoot,
 // directories are walked without following symlinks, sockets are skipped,
-// and req.Ignore excludes entries as .dockerignore does. A source that
-// selects nothing is an error.
+// and req.Ignore excludes entries as .dockerignore does, req.Exclude as
+// --exclude does. A source that selects nothing is an error, unless
+// --exclude removed what it matched.
+//
+// With req.Parents each source is one match: the directory it is
+// relative to (SrcRoot, or the part before "/./"), whose walk keeps what
+// the rest of the source matches (everything below a matched directory)
+// and the directories leading there.
 func Select(req Request) ([]Source, error) {
 	if len(req.Sources) == 0 {
 		return nil, ErrNoSources
 	}
-	s := selector{root: req.SrcRoot, ignore: req.Ignore}
+	s, err := newSelector(req)
+	if err != nil {
+		return nil, err
+	}
 	var out []Source
 	match := 0
 	for _, arg := range req.Sources {
-		if isURL(arg) && !req.Add {
+		switch {
+		case req.Add && IsGitURL(arg):
+			if _, err := parseGitURL(arg); err != nil {
+				return nil, err
+			}
+			out = append(out, Source{Match: match, URL: arg, Git: true})
+			match++
+			continue
+		case isURL(arg) && !req.Add:
 			return nil, fmt.Errorf("source %s: a URL is only allowed with ADD", arg)
-		}
-		if isURL(arg) {
+		case isURL(arg):
 			out = append(out, Source{Match: match, URL: arg})
 			match++
 			continue
-		}
-		names, err := s.expand(arg)
-		if err != nil {
-			return nil, err
-		}
-		wildcard := hasMeta(relPath(arg))
-		found := false
-		for _, name := range names {
-			entries, err := s.one(name, match, wildcard)
+		case req.Parents:
+			entries, err := s.parents(arg, match)
 			if err != nil {
 				return nil, err
 			}
-			if len(entries) == 0 {
-				continue
-			}
 			out = append(out, entries...)
-			match++
-			found = true
+			match = entries[len(entries)-1].Match + 1
+			continue
 		}
-		if !found {
-			return nil, fmt.Errorf("source %q: pattern matched no files: %w", arg, ErrNoSources)
+		entries, err := s.source(arg, match)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if len(out) == 0 {
-		return nil, ErrNoSources
+		if len(entries) > 0 {
+			match = entries[len(entries)-1].Match + 1
+		}
+		out = append(out, entries...)
 	}
 	return out, nil
 }
 
 type selector struct {
-	root   string
-	ignore *patternmatcher.PatternMatcher
+	root    string
+	ignore  *patternmatcher.PatternMatcher // against paths from the root
+	exclude *patternmatcher.PatternMatcher // against paths from the match
+	// include, with --parents, is the source pattern (nil: everything),
+	// against paths from the pivot; comps are its components.
+	include *patternmatcher.PatternMatcher
+	comps   []string
+	noGit   bool // skip entries named .git (a checkout without --keep-git-dir)
+	// readDir lists a directory: os.ReadDir, or a test's spy.
+	readDir func(string) ([]fs.DirEntry, error)
+}
+
+func newSelector(req Request) (*selector, error) {
+	s := &selector{root: req.SrcRoot, ignore: req.Ignore, readDir: os.ReadDir}
+	if len(req.Exclude) > 0 {
+		pm, err := patternmatcher.New(req.Exclude)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --exclude: %w", err)
+		}
+		s.exclude = pm
+	}
+	return s, nil
 }
 
 func isURL(s string) bool {
@@ -106,6 +135,88 @@ func relPath(arg string) string {
 }
 
 func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
+// source selects what arg names: its matches, numbered from match.
+func (s *selector) source(arg string, match int) ([]Source, error) {
+	names, err := s.expand(arg)
+	if err != nil {
+		return nil, err
+	}
+	wildcard := hasMeta(relPath(arg))
+	var out []Source
+	excluded := false
+	for _, name := range names {
+		entries, err := s.one(name, match, wildcard)
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) == 0 {
+			continue
+		}
+		if wildcard && s.exclude != nil && !entries[0].Info.IsDir() {
+			// A file a wildcard matched is excluded by its name.
+			if ex, err := s.exclude.MatchesOrParentMatches(entries[0].Name); err != nil {
+				return nil, fmt.Errorf("matching --exclude: %w", err)
+			} else if ex {
+				excluded = true
+				continue
+			}
+		}
+		out = append(out, entries...)
+		match++
+	}
+	if len(out) == 0 && !excluded {
+		return nil, fmt.Errorf("source %q: pattern matched no files: %w", arg, ErrNoSources)
+	}
+	return out, nil
+}
+
+// parents selects a --parents source: see Select. A pivot with wildcards
+// gives a match per directory it matches.
+func (s *selector) parents(arg string, match int) ([]Source, error) {
+	pivot, pattern := ".", arg
+	if before, after, ok := strings.Cut(filepath.ToSlash(arg), "/./"); ok {
+		pivot, pattern = relPath(before), after
+	}
+	pattern = relPath(pattern)
+	ps := *s
+	if pattern != "." {
+		pm, err := patternmatcher.New([]string{pattern})
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", arg, err)
+		}
+		ps.include, ps.comps = pm, strings.Split(pattern, "/")
+	}
+	pivots := []string{pivot}
+	wildcard := hasMeta(pivot)
+	if wildcard {
+		var err error
+		if pivots, err = s.expand(pivot); err != nil {
+			return nil, err
+		}
+	}
+	var out []Source
+	for _, p := range pivots {
+		entries, err := ps.one(p, match, wildcard)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case len(entries) == 0 || (wildcard && !entries[0].Info.IsDir()):
+			continue
+		case !entries[0].Info.IsDir():
+			return nil, fmt.Errorf("source %q: %s is not a directory", arg, p)
+		case len(entries) == 1 && pattern != ".":
+			continue // nothing matched in this pivot
+		}
+		out = append(out, entries...)
+		match++
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("source %q: no files match %s in %s: %w", arg, pattern, pivot, ErrNoSources)
+	}
+	return out, nil
+}
 
 // expand returns the paths (relative to the root, not resolved) that arg
 // names: arg itself, or what its wildcards match, component by component
@@ -191,10 +302,10 @@ func (s *selector) one(name string, match int, wildcard bool) ([]Source, error) 
 		return nil, fmt.Errorf("source %q: %w", name, err)
 	}
 	rel = filepath.ToSlash(rel)
-	var mi patternmatcher.MatchInfo
+	var st state
 	excluded := false
 	if s.ignore != nil && rel != "." {
-		if excluded, mi, err = s.ignore.MatchesUsingParentResults(rel, mi); err != nil {
+		if excluded, st.ignore, err = s.ignore.MatchesUsingParentResults(rel, st.ignore); err != nil {
 			return nil, fmt.Errorf("matching .dockerignore: %w", err)
 		}
 	}
@@ -208,7 +319,7 @@ func (s *selector) one(name string, match int, wildcard bool) ([]Source, error) 
 	if !fi.IsDir() {
 		return []Source{top}, nil
 	}
-	below, err := s.walk(top, p, rel, "", mi)
+	below, err := s.walk(top, p, rel, "", st)
 	if err != nil {
 		return nil, err
 	}
@@ -221,47 +332,105 @@ func (s *selector) one(name string, match int, wildcard bool) ([]Source, error) 
 	return append([]Source{top}, below...), nil
 }
 
+// state carries a directory's pattern results to its entries.
+type state struct {
+	ignore, exclude, include patternmatcher.MatchInfo
+}
+
+// judge decides about an entry below a match, at rel from the root and
+// sub from the match: whether it is kept, and for a directory whether to
+// walk it (a directory that is not kept is walked when an exception, or
+// the --parents pattern, could keep something below it; it is then kept
+// with what is).
+func (s *selector) judge(rel, sub string, dir bool, parent state) (keep, walk bool, st state, err error) {
+	keep, walk = true, dir
+	if s.noGit && path.Base(sub) == ".git" {
+		return false, false, st, nil
+	}
+	var m bool
+	if s.ignore != nil {
+		if m, st.ignore, err = s.ignore.MatchesUsingParentResults(rel, parent.ignore); err != nil {
+			return false, false, st, fmt.Errorf("matching .dockerignore: %w", err)
+		}
+		if m {
+			keep, walk = false, walk && s.ignore.Exclusions()
+		}
+	}
+	if s.exclude != nil {
+		if m, st.exclude, err = s.exclude.MatchesUsingParentResults(sub, parent.exclude); err != nil {
+			return false, false, st, fmt.Errorf("matching --exclude: %w", err)
+		}
+		if m {
+			keep, walk = false, walk && s.exclude.Exclusions()
+		}
+	}
+	if s.include != nil {
+		if m, st.include, err = s.include.MatchesUsingParentResults(sub, parent.include); err != nil {
+			return false, false, st, fmt.Errorf("matching source pattern: %w", err)
+		}
+		if !m {
+			keep, walk = false, walk && s.mayInclude(sub)
+		}
+	}
+	return keep, walk, st, nil
+}
+
+// mayInclude reports whether the --parents pattern could match below the
+// directory sub, comparing it with the pattern component by component up
+// to a "**".
+func (s *selector) mayInclude(sub string) bool {
+	for i, c := range strings.Split(sub, "/") {
+		if i >= len(s.comps) {
+			return false
+		}
+		if strings.Contains(s.comps[i], "**") {
+			return true
+		}
+		if ok, err := path.Match(s.comps[i], c); err == nil && !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // walk lists the directory dir (rel from the root, sub from the match).
-func (s *selector) walk(top Source, dir, rel, sub string, parent patternmatcher.MatchInfo) ([]Source, error) {
-	ents, err := os.ReadDir(dir)
+func (s *selector) walk(top Source, dir, rel, sub string, parent state) ([]Source, error) {
+	ents, err := s.readDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading source directory %s: %w", rel, err)
 	}
 	var out []Source
 	for _, e := range ents {
-		fi, err := e.Info()
-		if err != nil {
-			return nil, fmt.Errorf("reading source %s: %w", path.Join(rel, e.Name()), err)
-		}
-		if fi.Mode()&fs.ModeSocket != 0 {
-			continue
-		}
 		src := Source{
 			Match: top.Match, Name: top.Name,
 			Sub:  path.Join(sub, e.Name()),
 			Rel:  path.Join(rel, e.Name()),
 			Path: filepath.Join(dir, e.Name()),
-			Info: fi,
 		}
-		var mi patternmatcher.MatchInfo
-		excluded := false
-		if s.ignore != nil {
-			if excluded, mi, err = s.ignore.MatchesUsingParentResults(src.Rel, parent); err != nil {
-				return nil, fmt.Errorf("matching .dockerignore: %w", err)
-			}
+		keep, walk, st, err := s.judge(src.Rel, src.Sub, e.IsDir(), parent)
+		if err != nil {
+			return nil, err
 		}
-		if excluded && (!fi.IsDir() || !s.ignore.Exclusions()) {
+		if !keep && !walk {
 			continue
 		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("reading source %s: %w", src.Rel, err)
+		}
+		if fi.Mode()&fs.ModeSocket != 0 {
+			continue
+		}
+		src.Info = fi
 		if !fi.IsDir() {
 			out = append(out, src)
 			continue
 		}
-		below, err := s.walk(top, src.Path, src.Rel, src.Sub, mi)
+		below, err := s.walk(top, src.Path, src.Rel, src.Sub, st)
 		if err != nil {
 			return nil, err
 		}
-		if excluded && len(below) == 0 {
+		if !keep && len(below) == 0 {
 			continue
 		}
 		out = append(out, src)
