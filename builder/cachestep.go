@@ -193,8 +193,12 @@ func layerID(l v1.Layer) string {
 
 // copyText is the canonical form of an expanded COPY/ADD.
 func copyText(kind string, req copier.Request) string {
-	return fmt.Sprintf("%s sources=%q dest=%q workdir=%q chown=%q chmod=%q checksum=%q",
-		kind, req.Sources, req.Dest, req.Workdir, req.Chown, req.Chmod, req.Checksum)
+	unpack := "default"
+	if req.Unpack != nil {
+		unpack = fmt.Sprint(*req.Unpack)
+	}
+	return fmt.Sprintf("%s sources=%q dest=%q workdir=%q chown=%q chmod=%q checksum=%q exclude=%q parents=%v unpack=%s keep-git-dir=%v",
+		kind, req.Sources, req.Dest, req.Workdir, req.Chown, req.Chmod, req.Checksum, req.Exclude, req.Parents, unpack, req.KeepGitDir)
 }
 
 // copyKey keys a COPY/ADD from the build context by the digests of the
@@ -209,7 +213,17 @@ func (s *stage) copyKey(ctx context.Context, kind string, req copier.Request) (*
 		return nil, err
 	}
 	files := make([]cache.File, 0, len(sources))
+	var remote []string
 	for _, src := range sources {
+		if src.Git {
+			// Keyed by the commit the ref names now.
+			sha, err := copier.GitCommit(ctx, src.URL, "")
+			if err != nil {
+				return nil, nil
+			}
+			remote = append(remote, src.URL+"@"+sha)
+			continue
+		}
 		if src.URL != "" {
 			if req.Checksum == "" {
 				return nil, nil
@@ -222,5 +236,9 @@ func (s *stage) copyKey(ctx context.Context, kind string, req copier.Request) (*
 	if err != nil {
 		return nil, fmt.Errorf("hashing sources: %w", err)
 	}
-	return s.newKey(kind).Add(cache.FieldInstruction, copyText(kind, req)).AddFiles(cache.FieldFiles, digests), nil
+	kb := s.newKey(kind).Add(cache.FieldInstruction, copyText(kind, req)).AddFiles(cache.FieldFiles, digests)
+	for _, r := range remote {
+		kb.Add("git", r)
+	}
+	return kb, nil
 }

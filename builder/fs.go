@@ -188,9 +188,6 @@ func mkdirInRoot(root, dir, user string) error {
 }
 
 func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.CopyCommand) (v1.Layer, error) {
-	if c.Parents || len(c.ExcludePatterns) > 0 {
-		return nil, fmt.Errorf("COPY --parents and --exclude are %w", errUnsupported)
-	}
 	req := copier.Request{
 		Sources: c.SourcePaths,
 		Dest:    c.DestPath,
@@ -200,6 +197,8 @@ func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.Cop
 		Epoch:   s.b.opts.Epoch,
 		Ignore:  s.b.ignore,
 		SrcRoot: s.b.opts.ContextDir,
+		Exclude: c.ExcludePatterns,
+		Parents: c.Parents,
 	}
 	if len(c.SourceContents) > 0 {
 		if c.From != "" {
@@ -216,20 +215,20 @@ func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.Cop
 }
 
 func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddCommand) (v1.Layer, error) {
-	if len(c.ExcludePatterns) > 0 || c.KeepGitDir != nil || c.Unpack != nil {
-		return nil, fmt.Errorf("ADD --exclude, --keep-git-dir and --unpack are %w", errUnsupported)
-	}
 	req := copier.Request{
-		SrcRoot:  s.b.opts.ContextDir,
-		Sources:  c.SourcePaths,
-		Dest:     c.DestPath,
-		Workdir:  s.workdirPath(),
-		Ignore:   s.b.ignore,
-		Chown:    c.Chown,
-		Chmod:    c.Chmod,
-		Add:      true,
-		Checksum: c.Checksum,
-		Epoch:    s.b.opts.Epoch,
+		Exclude:    c.ExcludePatterns,
+		Unpack:     c.Unpack,
+		KeepGitDir: c.KeepGitDir != nil && *c.KeepGitDir,
+		SrcRoot:    s.b.opts.ContextDir,
+		Sources:    c.SourcePaths,
+		Dest:       c.DestPath,
+		Workdir:    s.workdirPath(),
+		Ignore:     s.b.ignore,
+		Chown:      c.Chown,
+		Chmod:      c.Chmod,
+		Add:        true,
+		Checksum:   c.Checksum,
+		Epoch:      s.b.opts.Epoch,
 	}
 	if len(c.SourceContents) > 0 {
 		return s.copyHeredoc(ctx, "ADD", req, c.SourceContents)
