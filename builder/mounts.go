@@ -2,8 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -270,8 +268,13 @@ func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *instructions.M
 	if id == "" {
 		id = mt.Target
 	}
-	sum := sha256.Sum256([]byte(id))
-	base := s.b.opts.Store.Path("cache-mounts", hex.EncodeToString(sum[:16]))
+	base := cacheMountDir(s.b.opts.Store, id)
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return err
+	}
+	if err := recordCacheMountID(base, id); err != nil {
+		return fmt.Errorf("creating cache mount: %w", err)
+	}
 	dir, unlock, err := lockCacheDir(ctx, base, mt.CacheSharing)
 	if err != nil {
 		return err

@@ -1,0 +1,186 @@
+package builder
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/lading-build/lading/snapshot"
+	"github.com/lading-build/lading/store"
+)
+
+// Cache mounts live in --root/cache-mounts/<hash of id>/: "id" holds the
+// id, "0" the shared (and locked) instance, "1"... private ones.
+
+// cacheMountDir is the directory of the cache mount id.
+func cacheMountDir(st *store.Store, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return st.Path("cache-mounts", hex.EncodeToString(sum[:16]))
+}
+
+// recordCacheMountID remembers which id a cache mount directory holds, so
+// exports can name it.
+func recordCacheMountID(base, id string) error {
+	p := filepath.Join(base, "id")
+	if b, err := os.ReadFile(p); err == nil && string(b) == id {
+		return nil
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// CacheMountIDs lists the ids of the cache mounts under the store.
+func CacheMountIDs(st *store.Store) ([]string, error) {
+	entries, err := os.ReadDir(st.Path("cache-mounts"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(st.Path("cache-mounts"), e.Name(), "id"))
+		if err == nil {
+			ids = append(ids, string(b))
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// ExportCacheMounts writes the shared instance of the given cache mounts
+// (all when ids is empty) as a gzip tar: "<id hash>/id" and
+// "<id hash>/0/..." entries, so another machine's builds start warm.
+func ExportCacheMounts(ctx context.Context, st *store.Store, ids []string, w io.Writer) error {
+	if len(ids) == 0 {
+		all, err := CacheMountIDs(st)
+		if err != nil {
+			return err
+		}
+		ids = all
+	}
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	for _, id := range ids {
+		base := cacheMountDir(st, id)
+		if _, err := os.Stat(filepath.Join(base, "0")); err != nil {
+			return fmt.Errorf("cache mount %q: %w", id, err)
+		}
+		prefix := filepath.Base(base) + "/"
+		if err := tw.WriteHeader(&tar.Header{Name: prefix + "id", Mode: 0o600, Size: int64(len(id)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(tw, id); err != nil {
+			return err
+		}
+		if err := copyTree(ctx, tw, filepath.Join(base, "0"), prefix+"0/"); err != nil {
+			return fmt.Errorf("exporting cache mount %q: %w", id, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// copyTree appends the tree at dir to tw under prefix, entries as the
+// snapshot differ writes them (modes, owners, links, xattrs).
+func copyTree(ctx context.Context, tw *tar.Writer, dir, prefix string) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(snapshot.DiffDirs(ctx, "", dir, pw, snapshot.DiffOptions{})) }()
+	defer pr.Close()
+	tr := tar.NewReader(pr)
+	if err := tw.WriteHeader(&tar.Header{Name: prefix, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+		return err
+	}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		h.Name = prefix + h.Name
+		if h.Typeflag == tar.TypeLink {
+			h.Linkname = prefix + h.Linkname
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// ImportCacheMounts unpacks an ExportCacheMounts archive into the store's
+// cache mounts, replacing the shared instance of each mount it holds. The
+// archive is applied inside the cache-mounts directory with the layer
+// applier's path checks, so a hostile archive cannot write elsewhere.
+func ImportCacheMounts(ctx context.Context, st *store.Store, r io.Reader) ([]string, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading cache mount archive: %w", err)
+	}
+	staging, err := os.MkdirTemp(st.Path("tmp"), "cache-import-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(staging)
+	if err := snapshot.ApplyDir(ctx, staging, zr, snapshot.ApplyOptions{}); err != nil {
+		return nil, fmt.Errorf("unpacking cache mount archive: %w", err)
+	}
+	entries, err := os.ReadDir(staging)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(staging, e.Name(), "id"))
+		if err != nil {
+			continue
+		}
+		id := string(b)
+		base := cacheMountDir(st, id)
+		if filepath.Base(base) != e.Name() || strings.ContainsRune(id, 0) {
+			return ids, fmt.Errorf("cache mount archive entry %s does not match its id", e.Name())
+		}
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return ids, err
+		}
+		old := filepath.Join(base, "0")
+		trash := old + ".old"
+		_ = os.RemoveAll(trash)
+		if err := os.Rename(old, trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return ids, err
+		}
+		if err := os.Rename(filepath.Join(staging, e.Name(), "0"), old); err != nil {
+			return ids, err
+		}
+		_ = os.RemoveAll(trash)
+		if err := recordCacheMountID(base, id); err != nil {
+			return ids, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
