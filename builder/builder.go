@@ -19,6 +19,7 @@ import (
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
+	"github.com/lading-build/lading/remotecache"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
@@ -74,6 +75,20 @@ type Options struct {
 	Pull string
 	// Remote configures registry access for pulls.
 	Remote image.RemoteOptions
+	// CacheFrom are remote caches consulted when the local cache misses:
+	// a hit there fetches the step's layer and applies it instead of
+	// running the step.
+	CacheFrom []remotecache.Source
+	// CacheTo receive the cache entries of the build when it succeeds.
+	CacheTo []CacheExport
+}
+
+// CacheExport is a --cache-to destination: mode "min" exports the steps
+// of the target stage (with the stages it is built FROM), "max" those of
+// every stage built.
+type CacheExport struct {
+	Sink remotecache.Sink
+	Mode string
 }
 
 // Pull policies.
@@ -166,6 +181,9 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 	dgst, err := image.Save(ctx, opts.Store, img)
 	if err != nil {
 		return nil, fmt.Errorf("saving image: %w", err)
+	}
+	if err := b.exportCache(ctx); err != nil {
+		return nil, err
 	}
 	return &Result{Image: img, Digest: dgst}, nil
 }

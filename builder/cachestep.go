@@ -11,6 +11,7 @@ import (
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/store"
 )
 
 // keyVersion changes whenever what goes into step keys changes, so old
@@ -90,6 +91,9 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 	if layer, ok := s.hit(ctx, c, key); ok {
 		return layer, nil
 	}
+	if layer, ok, err := s.remoteHit(ctx, c, kb, key); err != nil || ok {
+		return layer, err
+	}
 	if s.b.opts.ExplainCache && !s.explained {
 		s.explained = true
 		for _, line := range c.Explain(s.key, kb.Inputs()) {
@@ -126,6 +130,7 @@ func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer) err
 		return fmt.Errorf("recording cache: %w", err)
 	}
 	s.key, s.stamp = rec.Key, rec.Created
+	s.res.chain = append(s.res.chain, rec.Key)
 	return nil
 }
 
@@ -142,22 +147,35 @@ func (s *stage) hit(ctx context.Context, c *cache.Cache, key string) (v1.Layer, 
 	}
 	var layer v1.Layer
 	if rec.Layer != nil {
-		if !s.b.opts.Store.HasBlob(rec.Layer.Digest) {
+		l, err := storeLayer(s.b.opts.Store, rec.Layer)
+		if err != nil {
 			_ = c.Delete(key)
 			return nil, false
 		}
-		digest, err1 := v1.NewHash(rec.Layer.Digest)
-		diffID, err2 := v1.NewHash(rec.Layer.DiffID)
-		if err1 != nil || err2 != nil {
-			_ = c.Delete(key)
-			return nil, false
-		}
-		layer = image.StoreLayer(s.b.opts.Store, digest, diffID, rec.Layer.Size, types.MediaType(rec.Layer.MediaType))
+		layer = l
 	}
 	s.res.snap = rec.Snapshot
 	s.key, s.stamp = key, rec.Created
+	s.res.chain = append(s.res.chain, key)
 	s.hitNow = true
 	return layer, true
+}
+
+// storeLayer is the store-backed layer a cache record describes; an error
+// when the blob is gone or the record is malformed.
+func storeLayer(st *store.Store, d *cache.LayerDesc) (v1.Layer, error) {
+	if !st.HasBlob(d.Digest) {
+		return nil, fmt.Errorf("layer %s is not in the store", d.Digest)
+	}
+	digest, err := v1.NewHash(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	diffID, err := v1.NewHash(d.DiffID)
+	if err != nil {
+		return nil, err
+	}
+	return image.StoreLayer(st, digest, diffID, d.Size, types.MediaType(d.MediaType)), nil
 }
 
 func describe(l v1.Layer) (*cache.LayerDesc, error) {

@@ -26,6 +26,9 @@ type stageResult struct {
 	key     string    // cache key of the rootfs; "" = the base itself
 	base    string    // what the stage started from: "scratch" or an image digest
 	stamp   time.Time // when the rootfs's latest step ran
+	// chain lists the cache keys of the steps that made the rootfs, for
+	// --cache-to.
+	chain []string
 	// start is the stage's starting point: its base's snapshot and how
 	// many layers and history entries came from the base.
 	start struct {
@@ -40,6 +43,7 @@ func (r *stageResult) clone() *stageResult {
 	c.cfg = r.cfg.DeepCopy()
 	c.layers = append([]v1.Layer(nil), r.layers...)
 	c.history = append([]v1.History(nil), r.history...)
+	c.chain = append([]string(nil), r.chain...)
 	return &c
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
+	"github.com/lading-build/lading/remotecache"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
@@ -48,6 +49,8 @@ type buildFlags struct {
 	pull          string
 	push          bool
 	remote        remoteFlags
+	cacheFrom     []string
+	cacheTo       []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -84,6 +87,8 @@ written to each --output:
 	fl.Lookup("pull").NoOptDefVal = builder.PullAlways
 	fl.BoolVar(&f.push, "push", false, "push the image to every -t name (same as --output type=registry)")
 	f.remote.register(cmd)
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "use a shared build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max] or type=local,dest=DIR[,mode=...] (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "ssh agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK) or ID=SOCKET (repeatable)")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "named context NAME=DIR or NAME=docker-image://REF for FROM NAME / COPY --from=NAME (repeatable)")
@@ -173,6 +178,30 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	if f.push && len(f.tags) == 0 {
 		return errors.New("--push needs at least one -t name to push to")
 	}
+	var cacheFrom []remotecache.Source
+	for _, spec := range f.cacheFrom {
+		sp, err := remotecache.ParseSpec(spec)
+		if err != nil {
+			return err
+		}
+		src, err := remotecache.OpenSource(ctx, sp, remote)
+		if err != nil {
+			return err
+		}
+		cacheFrom = append(cacheFrom, src)
+	}
+	var cacheTo []builder.CacheExport
+	for _, spec := range f.cacheTo {
+		sp, err := remotecache.ParseSpec(spec)
+		if err != nil {
+			return err
+		}
+		sink, err := remotecache.OpenSink(sp, remote)
+		if err != nil {
+			return err
+		}
+		cacheTo = append(cacheTo, builder.CacheExport{Sink: sink, Mode: sp.Mode})
+	}
 	buildCache, err := cache.Open(st.Path("cache"))
 	if err != nil {
 		return fmt.Errorf("opening build cache: %w", err)
@@ -203,6 +232,8 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		SSH:           sshAgents,
 		Pull:          f.pull,
 		Remote:        remote,
+		CacheFrom:     cacheFrom,
+		CacheTo:       cacheTo,
 	})
 	if err != nil {
 		rep.Close()

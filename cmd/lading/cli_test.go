@@ -33,8 +33,19 @@ type result struct {
 // lading runs the CLI with args and returns its exit code and output.
 func lading(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return runLading(t, stdin, nil, args...)
+}
+
+// ladingEnv runs the CLI with extra environment variables.
+func ladingEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	return runLading(t, "", env, args...)
+}
+
+func runLading(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	cmd.Env = append(append(os.Environ(), cliEnv+"=1"), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
