@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	goruntime "runtime"
 	"strings"
 
@@ -138,8 +139,10 @@ func (b *build) fromImage(ctx context.Context, img v1.Image) (*stageResult, []st
 		return nil, nil, fmt.Errorf("reading image digest: %w", err)
 	}
 	res := &stageResult{cfg: cfg, layers: layers, history: cf.History, snap: snap, base: dgst.String(), stamp: cf.Created.Time}
-	if len(res.history) == 0 {
-		// Keep history and layers consistent for images that have none.
+	if nonEmpty(res.history) != len(layers) {
+		// Keep history and layers consistent for images whose history
+		// does not describe their layers (or is missing).
+		res.history = nil
 		for range layers {
 			res.history = append(res.history, v1.History{Created: cf.Created})
 		}
@@ -188,13 +191,8 @@ func (b *build) unpackLayer(ctx context.Context, l v1.Layer, name, parent string
 			_ = sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return fmt.Errorf("opening layer: %w", err)
-	}
-	defer rc.Close()
-	if err := sn.Apply(ctx, key, rc); err != nil {
-		return fmt.Errorf("unpacking layer: %w", err)
+	if err := b.applyVerified(ctx, key, l); err != nil {
+		return err
 	}
 	if err := sn.Commit(ctx, name, key); err != nil {
 		if errors.Is(err, snapshot.ErrExists) {
@@ -203,6 +201,34 @@ func (b *build) unpackLayer(ctx context.Context, l v1.Layer, name, parent string
 			return nil
 		}
 		return fmt.Errorf("committing layer snapshot: %w", err)
+	}
+	return nil
+}
+
+// applyVerified applies a layer onto the active snapshot key, hashing what
+// it applies: content that does not match the layer's diff ID fails
+// (before anything is committed), so an image cannot claim another's
+// layer and poison the snapshot that layer's chain ID names.
+func (b *build) applyVerified(ctx context.Context, key string, l v1.Layer) error {
+	want, err := l.DiffID()
+	if err != nil {
+		return fmt.Errorf("reading layer diff id: %w", err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fmt.Errorf("opening layer: %w", err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	tee := io.TeeReader(rc, h)
+	if err := b.opts.Snapshots.Apply(ctx, key, tee); err != nil {
+		return fmt.Errorf("unpacking layer: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return fmt.Errorf("reading layer: %w", err)
+	}
+	if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != want.String() {
+		return fmt.Errorf("layer content %s does not match its diff id %s", got, want)
 	}
 	return nil
 }

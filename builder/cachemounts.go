@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -33,14 +34,52 @@ func cacheMountDir(st *store.Store, id string) string {
 // exports can name it.
 func recordCacheMountID(base, id string) error {
 	p := filepath.Join(base, "id")
-	if b, err := os.ReadFile(p); err == nil && string(b) == id {
+	if b, err := readSmallFile(p); err == nil && string(b) == id {
 		return nil
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id), 0o600); err != nil {
+	f, err := os.CreateTemp(base, "id-")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
+	_, err = f.WriteString(id)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), p)
+}
+
+// readSmallFile reads a regular file (never through a symlink, never a
+// device) of at most 4 KiB.
+func readSmallFile(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > 4096 {
+		return nil, fmt.Errorf("%s is not a small regular file", p)
+	}
+	return io.ReadAll(io.LimitReader(f, 4096))
+}
+
+// realDir checks that p is a directory itself, not a symlink to one.
+func realDir(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", p)
+	}
+	return nil
 }
 
 // CacheMountIDs lists the ids of the cache mounts under the store.
@@ -54,7 +93,7 @@ func CacheMountIDs(st *store.Store) ([]string, error) {
 	}
 	var ids []string
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(st.Path("cache-mounts"), e.Name(), "id"))
+		b, err := readSmallFile(filepath.Join(st.Path("cache-mounts"), e.Name(), "id"))
 		if err == nil {
 			ids = append(ids, string(b))
 		}
@@ -155,11 +194,16 @@ func ImportCacheMounts(ctx context.Context, st *store.Store, r io.Reader) ([]str
 	}
 	var ids []string
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(staging, e.Name(), "id"))
+		b, err := readSmallFile(filepath.Join(staging, e.Name(), "id"))
 		if err != nil {
-			continue
+			return ids, fmt.Errorf("cache mount archive entry %s: %w", e.Name(), err)
 		}
 		id := string(b)
+		// Only real directories: a symlink here would later be bind
+		// mounted into containers as the cache.
+		if err := realDir(filepath.Join(staging, e.Name(), "0")); err != nil {
+			return ids, fmt.Errorf("cache mount archive entry %s: %w", e.Name(), err)
+		}
 		base := cacheMountDir(st, id)
 		if filepath.Base(base) != e.Name() || strings.ContainsRune(id, 0) {
 			return ids, fmt.Errorf("cache mount archive entry %s does not match its id", e.Name())

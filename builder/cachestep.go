@@ -38,11 +38,25 @@ func (b *build) cacheFor(s *stage) *cache.Cache {
 // explained like any other changed input.
 func (s *stage) newKey(kind string) *cache.KeyBuilder {
 	kb := cache.NewKey(s.key).Add("version", keyVersion)
+	if e := s.b.opts.Epoch; e != nil {
+		// Layers written with SOURCE_DATE_EPOCH differ from others.
+		kb.Add("epoch", fmt.Sprint(*e))
+	}
 	if s.key == "" {
 		p := s.b.opts.Platform
 		kb.Add(cache.FieldBase, s.res.base).Add("platform", p.OS+"/"+p.Architecture+"/"+p.Variant)
 	}
 	return kb.Add(cache.FieldKind, kind)
+}
+
+// stageIdent identifies a stage's rootfs for the keys of steps that read
+// it (COPY --from, RUN --mount from=): its cache key, or its base for a
+// stage that has no filesystem step.
+func stageIdent(r *stageResult) string {
+	if r.key != "" {
+		return "stage:" + r.key
+	}
+	return "base:" + r.base
 }
 
 // argList returns the stage's ARGs that have values, as K=V.
@@ -222,11 +236,12 @@ func copyText(kind string, req copier.Request) string {
 // copyKey keys a COPY/ADD from the build context by the digests of the
 // files it selects; nil (uncacheable) for an ADD of a URL without a
 // checksum.
-func (s *stage) copyKey(ctx context.Context, kind string, req copier.Request) (*cache.KeyBuilder, error) {
+func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (*cache.KeyBuilder, error) {
 	if s.b.cacheFor(s) == nil {
 		return nil, nil
 	}
-	sources, err := copier.Select(req)
+	text := copyText(kind, *req)
+	sources, err := copier.Select(*req)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +255,11 @@ func (s *stage) copyKey(ctx context.Context, kind string, req copier.Request) (*
 				return nil, nil
 			}
 			remote = append(remote, src.URL+"@"+sha)
+			if req.Checksum == "" && len(sources) == 1 {
+				// Clone exactly the commit the key names, even if the
+				// branch moves meanwhile.
+				req.Checksum = sha
+			}
 			continue
 		}
 		if src.URL != "" {
@@ -254,7 +274,7 @@ func (s *stage) copyKey(ctx context.Context, kind string, req copier.Request) (*
 	if err != nil {
 		return nil, fmt.Errorf("hashing sources: %w", err)
 	}
-	kb := s.newKey(kind).Add(cache.FieldInstruction, copyText(kind, req)).AddFiles(cache.FieldFiles, digests)
+	kb := s.newKey(kind).Add(cache.FieldInstruction, text).AddFiles(cache.FieldFiles, digests)
 	for _, r := range remote {
 		kb.Add("git", r)
 	}

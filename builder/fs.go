@@ -243,7 +243,7 @@ func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request
 	var kb *cache.KeyBuilder
 	if len(req.Sources) > 0 {
 		var err error
-		if kb, err = s.copyKey(ctx, kind, req); err != nil {
+		if kb, err = s.copyKey(ctx, kind, &req); err != nil {
 			return nil, err
 		}
 	} else if s.b.cacheFor(s) != nil {
@@ -278,7 +278,7 @@ func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request
 // copyInto runs a COPY or ADD from the build context, keyed by the
 // digests of the files it selects.
 func (s *stage) copyInto(ctx context.Context, kind string, req copier.Request) (v1.Layer, error) {
-	kb, err := s.copyKey(ctx, kind, req)
+	kb, err := s.copyKey(ctx, kind, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 		if err != nil {
 			return nil, err
 		}
-		srcSnap, fromKey = r.snap, "stage:"+r.key
+		srcSnap, fromKey = r.snap, stageIdent(r)
 	default:
 		ref := step.FromImage
 		if v, isImage, ok := b.namedContext(ref); ok {

@@ -149,7 +149,7 @@ func (s *stage) sourceSnapshot(ctx context.Context, from string) (string, string
 		if err != nil {
 			return "", "", err
 		}
-		return r.snap, "stage:" + r.key, nil
+		return r.snap, stageIdent(r), nil
 	}
 	ref := from
 	if v, isImage, ok := b.namedContext(from); ok && isImage {
@@ -322,7 +322,9 @@ func lockCacheDir(ctx context.Context, base string, sharing instructions.ShareMo
 func initCacheDir(dir string, mt *instructions.Mount) error {
 	err := os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
-		return nil
+		// It must be a directory of ours, never a symlink (which the
+		// runtime would follow when bind mounting it).
+		return realDir(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("creating cache mount: %w", err)
@@ -377,12 +379,18 @@ func (s *stage) secretMount(m *runMounts, mt *instructions.Mount) error {
 	if target == "" {
 		target = "/run/secrets/" + id
 	}
-	f, err := os.CreateTemp(secretDir(), "lading-secret-")
+	// A private directory, so no host user can read the file whatever
+	// owner and mode the step wants it to have.
+	dir, err := os.MkdirTemp(secretDir(), "lading-secret-")
+	if err != nil {
+		return fmt.Errorf("preparing secret %s: %w", id, err)
+	}
+	m.cleanups = append(m.cleanups, func() { os.RemoveAll(dir) })
+	f, err := os.OpenFile(filepath.Join(dir, "secret"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
 	if err != nil {
 		return fmt.Errorf("preparing secret %s: %w", id, err)
 	}
 	name := f.Name()
-	m.cleanups = append(m.cleanups, func() { os.Remove(name) })
 	_, err = f.Write(value)
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -64,13 +64,7 @@ func (b *build) applyEntry(ctx context.Context, parent, name string, d *cache.La
 		if err != nil {
 			return err
 		}
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return fmt.Errorf("opening cached layer: %w", err)
-		}
-		err = sn.Apply(ctx, key, rc)
-		rc.Close()
-		if err != nil {
+		if err := b.applyVerified(ctx, key, l); err != nil {
 			return fmt.Errorf("applying cached layer: %w", err)
 		}
 	}

@@ -102,3 +102,9 @@ func DiffDirs(ctx context.Context, lower, upper string, w io.Writer, opts DiffOp
 	}
 	return nil
 }
+
+// IsNative reports whether sn is the plain-copy snapshotter.
+func IsNative(sn Snapshotter) bool {
+	_, ok := sn.(*nativeSnapshotter)
+	return ok
+}

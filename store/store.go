@@ -50,6 +50,10 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("opening store: %w", err)
 		}
 	}
+	// Builds mount snapshots under tmp: no other user may walk in.
+	if err := os.Chmod(s.Path("tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
 	s.removeStaleTemps(time.Now().Add(-staleTemp))
 	return s, nil
 }

@@ -202,10 +202,17 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		}
 		cacheTo = append(cacheTo, builder.CacheExport{Sink: sink, Mode: sp.Mode})
 	}
-	buildCache, err := cache.Open(st.Path("cache"))
+	buildCache, err := cache.Open(st.Path(cacheDirName(sn)))
 	if err != nil {
 		return fmt.Errorf("opening build cache: %w", err)
 	}
+	// Hold off lading prune from the first blob this build writes until
+	// its names are tagged.
+	release, err := buildCache.Hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	rep, err := progress.New(f.progress, cmd.ErrOrStderr())
 	if err != nil {
 		return fmt.Errorf("--progress: %w", err)
@@ -519,6 +526,15 @@ func openStore(cmd *cobra.Command) (*store.Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	return st, nil
+}
+
+// cacheDirName is the cache directory of a snapshotter's root: records
+// name snapshots, so each snapshotter keeps its own.
+func cacheDirName(sn snapshot.Snapshotter) string {
+	if snapshot.IsNative(sn) {
+		return "cache-native"
+	}
+	return "cache"
 }
 
 // openSnapshotter opens the chosen snapshotter under the store, falling

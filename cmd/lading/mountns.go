@@ -18,7 +18,9 @@ const mountNSEnv = "_LADING_PRIVATE_MOUNTS"
 // even after kill -9. It returns the child's exit code and true in the
 // parent, or false in the child and where it does not apply.
 func enterMountNamespace() (int, bool) {
-	if os.Geteuid() != 0 || os.Getenv(mountNSEnv) != "" || len(os.Args) < 2 || os.Args[1] != "build" {
+	// Every command, not only "lading build": flags may come first
+	// ("lading --root R build"), and a private namespace costs little.
+	if os.Geteuid() != 0 || os.Getenv(mountNSEnv) != "" {
 		return 0, false
 	}
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)

@@ -100,13 +100,14 @@ func openCache(cmd *cobra.Command) (*store.Store, *cache.Cache, snapshot.Snapsho
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c, err := cache.Open(st.Path("cache"))
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("opening build cache: %w", err)
-	}
 	sn, err := openSnapshotter(st, "overlay")
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	c, err := cache.Open(st.Path(cacheDirName(sn)))
+	if err != nil {
+		sn.Close()
+		return nil, nil, nil, fmt.Errorf("opening build cache: %w", err)
 	}
 	return st, c, sn, nil
 }
