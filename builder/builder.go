@@ -199,9 +199,11 @@ type build struct {
 	ignore *patternmatcher.PatternMatcher
 	// stages holds a future per needed stage, resolved when it is built.
 	stages []*future
-	id     string
-	rep    progress.Reporter
-	stat   *cache.StatCache
+	// sem holds a token per running stage (--jobs).
+	sem  chan struct{}
+	id   string
+	rep  progress.Reporter
+	stat *cache.StatCache
 
 	mu     sync.Mutex
 	pulls  map[string]*pullState
@@ -219,7 +221,10 @@ type future struct {
 	err  error
 }
 
-// stage waits for stage i and returns its result.
+// stage waits for stage i and returns its result. It is called from
+// inside running stages, which hold a --jobs slot: while it waits for a
+// stage that is not done, it gives the slot back, so a dependency the
+// plan did not list cannot deadlock the build.
 func (b *build) stage(ctx context.Context, i int) (*stageResult, error) {
 	if i < 0 || i >= len(b.stages) || b.stages[i] == nil {
 		return nil, fmt.Errorf("stage %d is not part of this build", i)
@@ -227,11 +232,39 @@ func (b *build) stage(ctx context.Context, i int) (*stageResult, error) {
 	f := b.stages[i]
 	select {
 	case <-f.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
+		<-b.sem
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		}
+		b.sem <- struct{}{}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
+	return b.stageResult(f)
+}
+
+// waitStage waits for stage i from outside any slot (a stage's declared
+// dependencies, before it starts).
+func (b *build) waitStage(ctx context.Context, i int) error {
+	f := b.stages[i]
+	if f == nil {
+		return fmt.Errorf("stage %d is not part of this build", i)
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, err := b.stageResult(f)
+	return err
+}
+
+func (b *build) stageResult(f *future) (*stageResult, error) {
 	if f.err != nil {
-		return nil, fmt.Errorf("stage %d failed: %w", i, context.Canceled)
+		return nil, fmt.Errorf("a stage this one needs failed: %w", context.Canceled)
 	}
 	return f.res, nil
 }
@@ -246,7 +279,8 @@ func (b *build) runStages(ctx context.Context) error {
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	sem := make(chan struct{}, b.opts.Jobs)
+	b.sem = make(chan struct{}, b.opts.Jobs)
+	sem := b.sem
 	for i, st := range b.plan.Stages {
 		f := b.stages[i]
 		if f == nil {
@@ -255,7 +289,7 @@ func (b *build) runStages(ctx context.Context) error {
 		g.Go(func() error {
 			defer close(f.done)
 			for _, d := range st.Deps {
-				if _, err := b.stage(gctx, d); err != nil {
+				if err := b.waitStage(gctx, d); err != nil {
 					f.err = err
 					return err
 				}

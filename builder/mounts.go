@@ -17,6 +17,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/lading-build/lading/cache"
+	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 )
@@ -105,6 +106,17 @@ func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mo
 		}
 		snap, ident = sn, key
 	}
+	filtered := false
+	if mt.From == "" && b.ignore != nil {
+		// The build context as COPY sees it: without what .dockerignore
+		// excludes, in a throwaway copy (so rw needs no overlay).
+		dir, cleanup, err := b.filteredContext(ctx, root, mt.Source)
+		if err != nil {
+			return err
+		}
+		m.cleanups = append(m.cleanups, cleanup)
+		root, filtered = dir, true
+	}
 	if !fromDir {
 		dir, cleanup, err := b.mountView(ctx, snap, !mt.ReadOnly)
 		if err != nil {
@@ -112,7 +124,7 @@ func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mo
 		}
 		m.cleanups = append(m.cleanups, cleanup)
 		root = dir
-	} else if !mt.ReadOnly {
+	} else if !mt.ReadOnly && !filtered {
 		dir, cleanup, err := b.overlayOnDir(root)
 		if err != nil {
 			return err
@@ -138,6 +150,34 @@ func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mo
 	}
 	m.key = append(m.key, key)
 	return nil
+}
+
+// filteredContext copies the part of the build context a bind mount
+// shows (source, a file or directory), minus .dockerignore'd files, into a
+// temporary directory laid out like the context.
+func (b *build) filteredContext(ctx context.Context, contextDir, source string) (string, func(), error) {
+	tmp, err := os.MkdirTemp(b.opts.Store.Path("tmp"), "bind-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	src := path.Clean("/" + source)
+	dest := src
+	if fi, err := os.Stat(filepath.Join(contextDir, src)); err == nil && fi.IsDir() {
+		dest = src + "/"
+	}
+	if src == "/" {
+		src, dest = ".", "/"
+	}
+	err = copier.Copy(ctx, copier.Request{
+		SrcRoot: contextDir, Sources: []string{src}, Dest: dest, Workdir: "/",
+		DestRoot: tmp, Ignore: b.ignore, KeepOwner: true,
+	})
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("preparing bind mount of %s: %w", source, err)
+	}
+	return tmp, cleanup, nil
 }
 
 // sourceSnapshot resolves a mount's from= (a stage name or index, or an

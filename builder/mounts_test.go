@@ -64,22 +64,28 @@ func TestBindMounts(t *testing.T) {
 	e := newEnv(t)
 	e.busybox()
 	ctxDir := e.context(map[string]string{
-		"a.txt":      "from context",
-		"etc/passwd": "context passwd",
-		"link":       "/etc\x00link",
+		"a.txt":         "from context",
+		"etc/passwd":    "context passwd",
+		"link":          "/etc\x00link",
+		".env":          "SECRET=1",
+		".dockerignore": ".env\n",
 	})
 	recipe := "FROM busybox:test AS src\nRUN echo from stage > /made\n\n" +
 		"FROM busybox:test\n" +
 		"RUN --mount=type=bind,target=/ctx cat /ctx/a.txt > /one\n" +
 		"RUN --mount=type=bind,from=src,source=/made,target=/m cat /m > /two\n" +
 		"RUN --mount=type=bind,target=/ctx,rw echo scribble > /ctx/new && cat /ctx/new > /three\n" +
-		"RUN --mount=type=bind,source=link,target=/l cat /l/passwd > /four\n"
+		"RUN --mount=type=bind,source=link,target=/l cat /l/passwd > /four\n" +
+		"RUN --mount=type=bind,target=/ctx ls -a /ctx > /five\n"
 	res := e.mustBuild(ctxDir, recipe)
 	root := umociUnpack(t, e.exportOCI(res.Image))
 	for p, want := range map[string]string{"one": "from context", "two": "from stage\n", "three": "scribble\n", "four": "context passwd"} {
 		if got, _ := stat(t, root, p); got.content != want {
 			t.Errorf("/%s = %q, want %q", p, got.content, want)
 		}
+	}
+	if got, _ := stat(t, root, "five"); strings.Contains(got.content, ".env") || !strings.Contains(got.content, "a.txt") {
+		t.Errorf("bind mount of the context shows %q; want .dockerignore applied", got.content)
 	}
 	if _, err := os.Stat(filepath.Join(ctxDir, "new")); err == nil {
 		t.Error("a rw bind mount wrote into the build context")
