@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# bench/run.sh — lading and buildah side by side (issue "RUN in containers").
+# bench/run.sh — lading and buildah side by side. See bench/README.md.
 #
 # Measures, for each tool, in one run on the same machine, the same base image
-# and the same recipes:
-#   1. per-RUN-step overhead: (T(N steps) - T(0 steps)) / N, medians of REPS runs
-#   2. peak RSS of the N-step build (/usr/bin/time "Maximum resident set size")
-#   3. (for information) importing the base from an OCI archive
-# Prints a markdown table on stdout and writes it to .bench/results.md.
-# See bench/README.md.
+# and the same recipes (BENCH_ONLY picks the parts, comma separated):
+#   run       per-RUN-step overhead: (T(N steps) - T(0 steps)) / N, no cache,
+#             peak RSS of the N-step build, importing the base (bench/part-run.sh)
+#   cache     build cache: no-op rebuild of a 30-step recipe over a 20,000-file
+#             150 MB context, and a rebuild after one small file changed; peak
+#             RSS of the no-op rebuild (bench/part-cache.sh)
+#   parallel  cold build of 4 independent CPU-bound stages, 1 job vs 2 jobs
+#             (bench/part-parallel.sh)
+#   export    writing a 500 MB image as an OCI archive; the cold build of that
+#             image and its peak RSS (bench/part-export.sh)
+# Prints markdown tables on stdout and writes them to .bench/results.md.
 #
 # Environment knobs:
-#   BENCH_STEPS=50            RUN steps in the big recipe
+#   BENCH_ONLY=run,cache,parallel,export   parts to run
 #   BENCH_REPS=3              runs per figure (median is reported)
+#   BENCH_FAST_REPS=5         runs per figure of the fast ones (no-op rebuild)
+#   BENCH_STEPS=50            RUN steps in the big recipe of "run"
+#   BENCH_BUILDAH_NOLAYERS=1  "run": also measure buildah without --layers (0 to skip)
+#   BENCH_STAGE_SECONDS=1.5   "parallel": CPU time of one stage's loop
+#   BENCH_EXPORT_MB=500       "export": size of the image's data
 #   BENCH_TMPDIR=/tmp         where the scratch directory goes
-#   BENCH_BUILDAH_NOLAYERS=1  also measure buildah without --layers (0 to skip)
 #   LADING=bin/lading         the lading binary
 #   BUILDAH=buildah           the buildah binary
 #
@@ -23,20 +32,25 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STEPS=${BENCH_STEPS:-50}
+BENCH=$REPO/bench
+ONLY=${BENCH_ONLY:-run,cache,parallel,export}
 REPS=${BENCH_REPS:-3}
-NOLAYERS=${BENCH_BUILDAH_NOLAYERS:-1}
+FAST_REPS=${BENCH_FAST_REPS:-5}
 LADING=${LADING:-$REPO/bin/lading}
 BUILDAH=${BUILDAH:-buildah}
 OUTDIR=$REPO/.bench
 RESULTS=$OUTDIR/results.md
 
-# Targets from the issue.
-TARGET_LADING_MS=25 # lading per-step overhead, ms, at most
-TARGET_RATIO=5      # buildah/lading per-step overhead, at least
-
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "FATAL: $*"; exit 2; }
+
+selected() { [[ ",$ONLY," == *",$1,"* ]]; }
+for p in ${ONLY//,/ }; do
+	case $p in
+	run | cache | parallel | export) ;;
+	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export)" ;;
+	esac
+done
 
 # ---------------------------------------------------------------- prerequisites
 [ "$(id -u)" = 0 ] || die "run as root (both tools build as root here)"
@@ -46,6 +60,9 @@ if [ ! -x /usr/bin/time ]; then
 	log "installing package 'time' (for peak RSS)"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null ||
 		die "cannot install package 'time'"
+fi
+if selected cache || selected export; then
+	command -v go >/dev/null || die "go not found (it compiles bench/gen.go, the context generator)"
 fi
 
 W=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/lading-bench.XXXXXX")
@@ -65,6 +82,10 @@ cleanup() {
 		sort -r | while read -r m; do
 			umount -R "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 		done
+	# Keep the build logs (small) for a look after the run.
+	if [ -d "$W/logs" ]; then
+		rm -rf "$OUTDIR/logs" && cp -r "$W/logs" "$OUTDIR/logs"
+	fi
 	rm -rf "$W"
 	exit "$rc"
 }
@@ -79,17 +100,30 @@ median() { # numbers on the command line -> median (lower middle for even counts
 	printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
-# run_timed LOG CMD... : runs CMD once under /usr/bin/time; sets LAST_MS and
-# LAST_RSS_KB; returns CMD's status (output goes to LOG).
+# cpu_busy -> jiffies (1/100 s) all CPUs spent busy since boot (not idle, not iowait).
+cpu_busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# run_timed LOG CMD... : runs CMD once under /usr/bin/time; sets LAST_MS,
+# LAST_RSS_KB and LAST_OTHER (CPUs that other processes kept busy during the
+# run: all busy CPU time minus CMD's own user + system time, over the wall
+# time); returns CMD's status (stdout and stderr go to LOG).
 run_timed() {
 	local logf=$1; shift
-	local t0 t1 rc=0
+	local t0 t1 c0 c1 rc=0 own
+	c0=$(cpu_busy)
 	t0=$(now_ns)
-	/usr/bin/time -f '%M' -o "$W/rss" "$@" >"$logf" 2>&1 || rc=$?
+	/usr/bin/time -f '%M %U %S' -o "$W/rss" "$@" >"$logf" 2>&1 || rc=$?
 	t1=$(now_ns)
+	c1=$(cpu_busy)
 	LAST_MS=$(( (t1 - t0) / 1000000 ))
-	LAST_RSS_KB=$(tail -n 1 "$W/rss" 2>/dev/null || echo 0)
+	own=$(tail -n 1 "$W/rss" 2>/dev/null || echo 0 0 0)
+	LAST_RSS_KB=${own%% *}
 	[[ $LAST_RSS_KB =~ ^[0-9]+$ ]] || LAST_RSS_KB=0
+	# /proc/stat counts in 10 ms ticks: too coarse for runs under 0.5 s.
+	LAST_OTHER=$(awk -v c="$((c1 - c0))" -v ms="$LAST_MS" -v own="$own" 'BEGIN {
+		if (ms < 500) { print "~"; exit }
+		split(own, a, " "); o = (c / 100 - a[2] - a[3]) / (ms / 1000)
+		printf "%.1f", (o > 0 ? o : 0) }')
 	return "$rc"
 }
 
@@ -98,25 +132,90 @@ show_failure() { # LOG WHAT
 	tail -n 15 "$1" | sed 's/^/    /' >&2
 }
 
-# cmd_for KIND RECIPE: sets CMD to the build command. The context is an empty
-# directory for both tools; the recipe comes from a file.
-cmd_for() {
-	case $1 in
-	lading) CMD=("$LADING" build --root "$LROOT" --progress quiet -f "$2" "$W/empty") ;;
-	buildah) CMD=("${B[@]}" bud --isolation chroot --layers --no-cache -q -f "$2" "$W/empty") ;;
-	buildah-nolayers) CMD=("${B[@]}" bud --isolation chroot --layers=false --no-cache -q -f "$2" "$W/empty") ;;
-	*) die "cmd_for: $1" ;;
-	esac
+# Each series keeps its run times (ms), peak RSS (KiB) and the other
+# processes' load (CPUs), space separated.
+declare -A MS RSS OTHER
+
+# timed SERIES CMD... : one timed run recorded under SERIES; sets LAST_LOG;
+# non-zero (after showing the output's tail) when CMD fails.
+timed() {
+	local series=$1; shift
+	LAST_LOG="$W/logs/${series//\//_}.$(now_ns)"
+	if run_timed "$LAST_LOG" "$@"; then
+		MS[$series]="${MS[$series]:-} $LAST_MS"
+		RSS[$series]="${RSS[$series]:-} $LAST_RSS_KB"
+		OTHER[$series]="${OTHER[$series]:-} $LAST_OTHER"
+		log "  $series: ${LAST_MS} ms, peak RSS ${LAST_RSS_KB} KiB, other load ${LAST_OTHER} CPUs"
+	else
+		show_failure "$LAST_LOG" "$series"
+		return 1
+	fi
 }
 
-# Between runs: drop buildah's untagged images so its store stays the same size.
+med() { # SERIES -> median ms, or empty
+	[ -n "${MS[$1]:-}" ] || return 0
+	# shellcheck disable=SC2086
+	median ${MS[$1]}
+}
+medrss() { # SERIES -> median peak RSS in MiB (one decimal), or empty
+	[ -n "${RSS[$1]:-}" ] || return 0
+	# shellcheck disable=SC2086
+	awk -v k="$(median ${RSS[$1]})" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+ratio() { # A B -> A/B (one decimal), or "n/a"
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 <= 0) print "n/a"; else printf "%.1f", a / b }'
+}
+ratio2() { # A B -> A/B (two decimals), or "n/a"
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 <= 0) print "n/a"; else printf "%.2f", a / b }'
+}
+# verdict X OP T -> PASS / FAIL / "not measured"; OP is le, lt or ge.
+verdict() {
+	awk -v x="$1" -v op="$2" -v t="$3" 'BEGIN {
+		if (x == "" || x == "n/a") { print "not measured"; exit }
+		ok = (op == "le") ? (x + 0 <= t + 0) : (op == "lt") ? (x + 0 < t + 0) : (x + 0 >= t + 0)
+		print ok ? "PASS" : "FAIL" }'
+}
+or_na() { [ -n "$1" ] && printf '%s' "$1" || printf 'n/a'; }
+raw() { [ -n "${MS[$1]:-}" ] && printf '%s' "${MS[$1]# }" || printf '-'; }
+rawother() { [ -n "${OTHER[$1]:-}" ] && printf '%s' "${OTHER[$1]# }" || printf '-'; }
+# busy_note SERIES... -> a warning when other processes loaded the machine
+# (more than 0.3 CPU on average) during any run of the series that lasted
+# 0.5 s or more ("~": too short to tell).
+busy_note() {
+	local all="" s
+	for s in "$@"; do all="$all ${OTHER[$s]:-}"; done
+	# shellcheck disable=SC2086
+	printf '%s\n' $all | awk -v n="$NCPU" '$1 != "~" && $1 > 0.3 { b++; if ($1 > m) m = $1 } END {
+		if (b) printf "- **the machine was busy**: other processes used up to %.1f of the %d CPUs during %d of these runs; the times are inflated and noisy\n\n", m, n, b }'
+}
+rawrss() { # SERIES -> peak RSS of each run, MiB
+	[ -n "${RSS[$1]:-}" ] || { printf -- '-'; return; }
+	# shellcheck disable=SC2086
+	printf '%s\n' ${RSS[$1]} | awk '{ printf "%s%.1f", (NR > 1 ? " " : ""), $1 / 1024 }'
+}
+
+# Between runs of no-cache builds: drop buildah's untagged images so its store
+# stays the same size. Not used where buildah's layer cache is measured.
 buildah_prune() { "${B[@]}" rmi --prune --force >/dev/null 2>&1 || true; }
+
+# lading's health: LADING_OK=0 stops measuring lading in the parts that follow;
+# each part says in its section why lading is missing.
+lading_failed() { # WHY
+	LADING_OK=0
+	LADING_WHY=$1
+	log "LADING NOT MEASURED from here on: $1"
+}
+
+# Summary rows, one per target: | figure | lading | buildah | target | verdict |
+SUMMARY=()
+summary() { SUMMARY+=("| $1 | $2 | $3 | $4 | $5 |"); }
 
 # ---------------------------------------------------------------- machine + versions
 mkdir -p "$W/empty" "$W/logs" "$OUTDIR"
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
 MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 FS=$(df -T "$W" | awk 'NR == 2 { print $2 }')
+NCPU=$(nproc)
 BUILDAH_VERSION=$("$BUILDAH" --version 2>&1 | head -n 1)
 LADING_OK=1
 LADING_WHY=""
@@ -127,8 +226,10 @@ if [ ! -x "$LADING" ]; then
 else
 	LADING_VERSION=$("$LADING" version 2>&1 | head -n 1 || true)
 fi
+# lading with the scratch store; every lading command of the benchmark uses it.
+L=("$LADING" build --root "$LROOT")
 
-log "scratch dir $W ($FS); $STEPS steps, $REPS runs each"
+log "scratch dir $W ($FS); parts: $ONLY; $REPS runs per figure ($FAST_REPS for the fast ones)"
 log "buildah: $BUILDAH_VERSION"
 log "lading:  $LADING_VERSION"
 
@@ -161,192 +262,68 @@ fi
 if [ "$LADING_OK" = 1 ]; then
 	log "importing the base into lading's store"
 	printf 'FROM oci-archive:%s:latest\n' "$W/busybox.tar" >"$W/base-import.recipe"
-	if ! "$LADING" build --root "$LROOT" --progress quiet -t bench-busybox:latest \
+	if ! "${L[@]}" --progress quiet -t bench-busybox:latest \
 		-f "$W/base-import.recipe" "$W/empty" >"$W/logs/base-lading" 2>&1; then
 		show_failure "$W/logs/base-lading" "lading import of the base (FROM oci-archive)"
-		LADING_OK=0
-		LADING_WHY="cannot import the base: $(tail -n 1 "$W/logs/base-lading")"
+		lading_failed "cannot import the base: $(tail -n 1 "$W/logs/base-lading")"
 	fi
 fi
-
-# ---------------------------------------------------------------- recipes
-# rN: N RUN steps; r0: the same base and one metadata-only step.
-{
-	echo "FROM bench-busybox:latest"
-	for i in $(seq 1 "$STEPS"); do echo "RUN echo $i > /f$i"; done
-} >"$W/lading-N.recipe"
-printf 'FROM bench-busybox:latest\nENV X=1\n' >"$W/lading-0.recipe"
-sed 's|^FROM .*|FROM localhost/bench-busybox|' "$W/lading-N.recipe" >"$W/buildah-N.recipe"
-sed 's|^FROM .*|FROM localhost/bench-busybox|' "$W/lading-0.recipe" >"$W/buildah-0.recipe"
-# Import variant: both start from the archive.
-printf 'FROM oci-archive:%s:latest\nENV X=1\n' "$W/busybox.tar" >"$W/import-0.recipe"
 
 # Smoke test: lading must RUN, and the result must be right.
 if [ "$LADING_OK" = 1 ]; then
 	printf 'FROM bench-busybox:latest\nRUN echo ok > /smoke && test "$(cat /smoke)" = ok\n' >"$W/smoke.recipe"
-	if ! "$LADING" build --root "$LROOT" --progress quiet -f "$W/smoke.recipe" "$W/empty" \
+	if ! "${L[@]}" --no-cache --progress quiet -f "$W/smoke.recipe" "$W/empty" \
 		>"$W/logs/smoke" 2>&1; then
 		show_failure "$W/logs/smoke" "lading smoke test (one RUN step)"
-		LADING_OK=0
-		LADING_WHY="a one-step RUN build fails: $(tail -n 1 "$W/logs/smoke")"
+		lading_failed "a one-step RUN build fails: $(tail -n 1 "$W/logs/smoke")"
 	fi
 fi
-if [ "$LADING_OK" = 0 ]; then
-	log "LADING NOT MEASURED: $LADING_WHY"
-	log "continuing with buildah only"
+[ "$LADING_OK" = 1 ] || log "continuing with buildah only"
+
+# The context generator (deterministic data: same files on every run).
+if selected cache || selected export; then
+	(cd "$REPO" && go build -o "$W/gen" bench/gen.go) || die "cannot compile bench/gen.go"
 fi
 
-# ---------------------------------------------------------------- measurements
-# Each series keeps its run times (ms) and peak RSS (KiB), space separated.
-declare -A MS RSS
-
-# measure SERIES KIND RECIPE [ROOT-OVERRIDE]: one timed build; non-zero on failure.
-measure() {
-	local series=$1 kind=$2 recipe=$3 logf
-	logf="$W/logs/${series//\//_}.$(now_ns)"
-	cmd_for "$kind" "$recipe"
-	if run_timed "$logf" "${CMD[@]}"; then
-		MS[$series]="${MS[$series]:-} $LAST_MS"
-		RSS[$series]="${RSS[$series]:-} $LAST_RSS_KB"
-		log "  $series: ${LAST_MS} ms, peak RSS ${LAST_RSS_KB} KiB"
-	else
-		show_failure "$logf" "$series"
-		return 1
-	fi
-}
-
-lading_measure() { # SERIES RECIPE
-	[ "$LADING_OK" = 1 ] || return 0
-	if ! measure "$1" lading "$2"; then
-		LADING_OK=0
-		LADING_WHY="the $1 build failed (see above)"
-		log "LADING NOT MEASURED from here on: $LADING_WHY"
-	fi
-}
-buildah_measure() { # SERIES KIND RECIPE
-	measure "$1" "$2" "$3" || die "buildah failed ($1)"
-	buildah_prune
-}
-
-# import_measure TOOL: FROM oci-archive into a store that has never seen the base.
-import_measure() {
-	local tool=$1 saveB=("${B[@]}") saveL=$LROOT d
-	d=$(mktemp -d "$W/import.XXXX")
-	if [ "$tool" = lading ]; then
-		LROOT=$d/lading-root
-		lading_measure lading/import "$W/import-0.recipe"
-	else
-		B=("$BUILDAH" --root "$d/root" --runroot "$d/runroot" --storage-driver overlay)
-		buildah_measure buildah/import buildah "$W/import-0.recipe"
-		"${B[@]}" rmi --all --force >/dev/null 2>&1 || true
-	fi
-	B=("${saveB[@]}")
-	LROOT=$saveL
-	rm -rf "$d" 2>/dev/null || true
-}
-
-log "warm-up (not counted)"
-cmd_for buildah "$W/buildah-0.recipe"
-"${CMD[@]}" >/dev/null 2>&1 || true
-buildah_prune
-if [ "$LADING_OK" = 1 ]; then
-	cmd_for lading "$W/lading-0.recipe"
-	"${CMD[@]}" >/dev/null 2>&1 || true
-fi
-
+# ---------------------------------------------------------------- parts
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(now_ns)
-for rep in $(seq 1 "$REPS"); do
-	log "run $rep/$REPS"
-	lading_measure lading/0 "$W/lading-0.recipe"
-	lading_measure lading/N "$W/lading-N.recipe"
-	buildah_measure buildah/0 buildah "$W/buildah-0.recipe"
-	buildah_measure buildah/N buildah "$W/buildah-N.recipe"
-	if [ "$NOLAYERS" = 1 ]; then
-		buildah_measure buildah-nolayers/0 buildah-nolayers "$W/buildah-0.recipe"
-		buildah_measure buildah-nolayers/N buildah-nolayers "$W/buildah-N.recipe"
-	fi
-	import_measure lading
-	import_measure buildah
+for part in run cache parallel export; do
+	selected "$part" || continue
+	log "=== part: $part"
+	part_start=$(now_ns)
+	# shellcheck source=/dev/null
+	. "$BENCH/part-$part.sh"
+	log "=== part $part took $(( ($(now_ns) - part_start) / 1000000000 ))s"
 done
 ELAPSED_S=$(( ($(now_ns) - START) / 1000000000 ))
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
-med() { # SERIES -> median ms, or empty
-	[ -n "${MS[$1]:-}" ] || return 0
-	# shellcheck disable=SC2086
-	median ${MS[$1]}
-}
-medrss() { # SERIES -> median peak RSS in MiB (one decimal), or empty
-	[ -n "${RSS[$1]:-}" ] || return 0
-	# shellcheck disable=SC2086
-	awk -v k="$(median ${RSS[$1]})" 'BEGIN { printf "%.1f", k / 1024 }'
-}
-perstep() { # TOOL -> per-step overhead ms (one decimal), or empty
-	local t0 tn
-	t0=$(med "$1/0"); tn=$(med "$1/N")
-	[ -n "$t0" ] && [ -n "$tn" ] || return 0
-	awk -v a="$t0" -v b="$tn" -v n="$STEPS" 'BEGIN { printf "%.1f", (b - a) / n }'
-}
-ratio() { # A B -> A/B (one decimal), or "n/a"
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 <= 0) print "n/a"; else printf "%.1f", a / b }'
-}
-or_na() { [ -n "$1" ] && printf '%s' "$1" || printf 'n/a'; }
-raw() { [ -n "${MS[$1]:-}" ] && printf '%s' "${MS[$1]# }" || printf '-'; }
-
-L_STEP=$(perstep lading)
-B_STEP=$(perstep buildah)
-NL_STEP=$(perstep buildah-nolayers)
-R_STEP=$(ratio "$B_STEP" "$L_STEP")
-R_NL=$(ratio "$NL_STEP" "$L_STEP")
-R_RSS=$(ratio "$(medrss buildah/N)" "$(medrss lading/N)")
-
-verdict_lading=$(awk -v x="$L_STEP" -v t="$TARGET_LADING_MS" 'BEGIN { if (x == "") print "not measured"; else if (x + 0 <= t) print "PASS"; else print "FAIL" }')
-verdict_ratio=$(awk -v r="$R_STEP" -v t="$TARGET_RATIO" 'BEGIN { if (r == "n/a") print "not measured"; else if (r + 0 >= t) print "PASS"; else print "FAIL" }')
-
-row() { # LABEL SERIES-PREFIX TARGET
-	printf '| %s | %s | %s | %s | %s | %s |\n' "$1" \
-		"$(or_na "$(med "$2/0")")" "$(or_na "$(med "$2/N")")" "$(or_na "$(perstep "$2")")" \
-		"$(or_na "$(medrss "$2/N")")" "$3"
-}
-
 {
-	echo "# lading vs buildah: RUN per-step overhead"
+	echo "# lading vs buildah"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), lading commit $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "- machine: $CPU, $(nproc) CPUs, $MEM, kernel $(uname -r), scratch on $FS"
+	echo "- machine: $CPU, $NCPU CPUs, $MEM, kernel $(uname -r), scratch on $FS"
 	echo "- load average before / after measuring: $LOAD_START / $LOAD_END (other work on the machine skews the figures)"
 	echo "- lading: $LADING_VERSION"
 	echo "- buildah: $BUILDAH_VERSION (--isolation chroot, overlay storage)"
-	echo "- recipes: FROM busybox (already imported in each tool's store) + $STEPS x \`RUN echo \$i > /f\$i\`,"
-	echo "  against FROM busybox + \`ENV X=1\`; empty context; no cache; median of $REPS runs (${ELAPSED_S}s measuring)"
+	echo "- parts: $ONLY; ${ELAPSED_S}s measuring; medians of $REPS runs ($FAST_REPS for the no-op rebuild)"
 	echo
 	if [ "$LADING_OK" = 0 ]; then
-		echo "**lading not measured: $LADING_WHY**"
+		echo "**lading not measured (in part or at all): $LADING_WHY**"
 		echo
 	fi
-	echo "| tool | T0 (ms) | T$STEPS (ms) | per step (ms) | peak RSS, $STEPS steps (MiB) | target |"
-	echo "|---|---:|---:|---:|---:|---|"
-	row "lading" lading "≤ $TARGET_LADING_MS ms/step: $verdict_lading"
-	row "buildah --layers (a layer per step, like lading)" buildah "-"
-	if [ "$NOLAYERS" = 1 ]; then
-		row "buildah, no --layers (one commit at the end)" buildah-nolayers "(for information)"
+	if [ "${#SUMMARY[@]}" -gt 0 ]; then
+		echo "## Targets"
+		echo
+		echo "| figure | lading | buildah | target | verdict |"
+		echo "|---|---:|---:|---|---|"
+		printf '%s\n' "${SUMMARY[@]}"
+		echo
 	fi
-	echo
-	echo "- per-step overhead, buildah --layers / lading: **$R_STEP** (target ≥ $TARGET_RATIO: $verdict_ratio)"
-	if [ "$NOLAYERS" = 1 ]; then
-		echo "- per-step overhead, buildah without --layers / lading: $R_NL"
-	fi
-	echo "- peak RSS of the $STEPS-step build, buildah --layers / lading: $R_RSS"
-	echo "- base import (fresh store, \`FROM oci-archive:busybox.tar\` + \`ENV X=1\`):" \
-		"lading $(or_na "$(med lading/import)") ms, buildah $(or_na "$(med buildah/import)") ms"
-	echo
-	echo "Raw run times (ms):"
-	echo
-	for s in lading/0 lading/N buildah/0 buildah/N buildah-nolayers/0 buildah-nolayers/N lading/import buildah/import; do
-		[ "$NOLAYERS" = 1 ] || [[ $s != buildah-nolayers/* ]] || continue
-		echo "- ${s/\/N/\/$STEPS}: $(raw "$s")"
+	for part in run cache parallel export; do
+		[ -f "$W/section-$part.md" ] && cat "$W/section-$part.md"
 	done
 } >"$W/results.md"
 
