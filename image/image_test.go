@@ -622,3 +622,34 @@ func TestImportBadArchives(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteLayerLargeParallel: a layer past the parallel threshold is
+// compressed in parallel blocks, still reproducibly, and ggcr reads back
+// the same diff id and digest.
+func TestWriteLayerLargeParallel(t *testing.T) {
+	s := openStore(t)
+	big := make([]byte, 5<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i/4096)
+	}
+	data := layerTar(t, map[string]string{"big": string(big), "small": "x"})
+	var digests []string
+	for range 2 {
+		l, err := WriteLayer(context.Background(), s, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := l.Digest()
+		diffID, _ := l.DiffID()
+		if want := sha256.Sum256(data); diffID.Hex != hex.EncodeToString(want[:]) {
+			t.Fatalf("diff id %s does not hash the tar", diffID)
+		}
+		if err := validate.Layer(l); err != nil {
+			t.Fatalf("validate.Layer: %v", err)
+		}
+		digests = append(digests, d.String())
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("same input gave %s and %s", digests[0], digests[1])
+	}
+}

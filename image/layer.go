@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 
 	"github.com/lading-build/lading/store"
 )
@@ -19,6 +21,14 @@ import (
 // CompressionLevel is the gzip level of every layer WriteLayer writes.
 // It is part of the layer digest: changing it changes image digests.
 const CompressionLevel = gzip.BestSpeed
+
+// Layers of at least parallelThreshold bytes are gzipped in blocks of
+// parallelBlock bytes, one goroutine per CPU (pgzip). Both numbers are
+// part of the layer digests.
+const (
+	parallelThreshold = 1 << 20
+	parallelBlock     = 1 << 20
+)
 
 // WriteLayer reads an uncompressed layer tar once, gzips it into a store
 // blob while hashing both streams, and returns a store-backed layer whose
@@ -29,13 +39,38 @@ func WriteLayer(ctx context.Context, s *store.Store, tarStream io.Reader) (v1.La
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
 	defer bw.Close()
-	gz, err := gzip.NewWriterLevel(bw, CompressionLevel)
+	// Small layers (most RUN steps) are compressed in this goroutine;
+	// larger ones in parallel blocks on every CPU. Both forms depend only
+	// on the layer's bytes, so digests stay reproducible.
+	src := ctxReader{ctx, tarStream}
+	head := make([]byte, parallelThreshold)
+	n, err := io.ReadFull(src, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	small := n < parallelThreshold
+	var gz io.WriteCloser
+	if small {
+		gz, err = gzip.NewWriterLevel(bw, CompressionLevel)
+	} else {
+		var pz *pgzip.Writer
+		if pz, err = pgzip.NewWriterLevel(bw, CompressionLevel); err == nil {
+			err = pz.SetConcurrency(parallelBlock, goruntime.NumCPU())
+		}
+		gz = pz
+	}
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
 	diff := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(diff, gz), ctxReader{ctx, tarStream}); err != nil {
+	w := io.MultiWriter(diff, gz)
+	if _, err := w.Write(head[:n]); err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	if !small {
+		if _, err := io.Copy(w, src); err != nil {
+			return nil, fmt.Errorf("writing layer: %w", err)
+		}
 	}
 	if err := gz.Close(); err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
