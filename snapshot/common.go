@@ -142,3 +142,37 @@ func (b *base) Usage(ctx context.Context, key string) (int64, error) {
 	})
 	return total, err
 }
+
+// Walk lists every snapshot whose name still leads to its record.
+func (b *base) Walk(ctx context.Context, fn func(Info) error) error {
+	var infos []Info
+	err := b.st.locked(func() error {
+		entries, err := os.ReadDir(filepath.Join(b.st.dir, "snapshots"))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			r, err := b.st.readRecord(e.Name())
+			if err != nil {
+				continue // being created or removed
+			}
+			if cur, err := b.st.get(r.Name); err != nil || cur.ID != r.ID {
+				continue
+			}
+			infos = append(infos, r.info())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing snapshots: %w", err)
+	}
+	for _, info := range infos {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}

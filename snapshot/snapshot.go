@@ -71,6 +71,8 @@ type Snapshotter interface {
 	// key, honoring whiteouts; entries that would escape the snapshot are
 	// rejected with an error wrapping ErrUnsafeLayer.
 	Apply(ctx context.Context, key string, r io.Reader) error
+	// Walk calls fn with every snapshot (active, view and committed).
+	Walk(ctx context.Context, fn func(Info) error) error
 	// Usage returns the disk space, in bytes, the snapshot itself takes
 	// (its own files, not its parents').
 	Usage(ctx context.Context, key string) (int64, error)

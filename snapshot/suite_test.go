@@ -497,3 +497,27 @@ func testApplyUnsafe(t *testing.T, ctx context.Context, sn Snapshotter, work str
 		t.Errorf("files appeared outside the snapshotter:\nbefore %v\nafter %v", before, after)
 	}
 }
+
+// testWalk checks Walk lists every snapshot with its kind and parent.
+func testWalk(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
+	commitTree(t, ctx, sn, work, "base", "", func(root string) {})
+	_, err := sn.Prepare(ctx, "active", "base")
+	must(t, err)
+	_, err = sn.View(ctx, "view", "base")
+	must(t, err)
+	got := map[string]Info{}
+	must(t, sn.Walk(ctx, func(i Info) error { got[i.Name] = i; return nil }))
+	want := map[string]Info{
+		"base":   {Name: "base", Kind: KindCommitted},
+		"active": {Name: "active", Parent: "base", Kind: KindActive},
+		"view":   {Name: "view", Parent: "base", Kind: KindView},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Walk listed %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("Walk %s = %+v, want %+v", k, got[k], w)
+		}
+	}
+}

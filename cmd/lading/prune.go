@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -36,20 +37,68 @@ neither a named image nor a remaining cache record uses.`,
 			}
 			defer snaps.Close()
 			var freedBlobs int64
-			var deleted int
+			var deleted, swept int
 			stats, err := c.PruneAndCollect(cmd.Context(), limit, snapshotSize(cmd.Context(), snaps), snaps.Remove,
 				func(live []*cache.Record) error {
+					var err error
+					if swept, err = sweepSnapshots(cmd.Context(), snaps, live); err != nil {
+						return err
+					}
 					n, bytes, err := collectBlobs(st, live)
 					deleted, freedBlobs = n, bytes
 					return err
 				})
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d cache records, %d snapshots, %d blobs; freed %s\n",
-				stats.Records, stats.Snapshots, deleted, humanSize(stats.Bytes+freedBlobs))
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d cache records, %d snapshots (and %d no record used), %d blobs; freed %s\n",
+				stats.Records, stats.Snapshots, swept, deleted, humanSize(stats.Bytes+freedBlobs))
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&keep, "keep-storage", "", "keep the most recently used cache up to this size (e.g. 5g)")
 	return cmd
+}
+
+// sweepSnapshots removes every snapshot that no remaining cache record
+// uses, directly or as an ancestor: leftovers of killed builds, base image
+// layers no cached step builds on. It runs while prune keeps builds out,
+// children before parents.
+func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.Record) (int, error) {
+	var all []snapshot.Info
+	if err := sn.Walk(ctx, func(i snapshot.Info) error { all = append(all, i); return nil }); err != nil {
+		return 0, err
+	}
+	parent := map[string]string{}
+	children := map[string]int{}
+	for _, i := range all {
+		parent[i.Name] = i.Parent
+		if i.Parent != "" {
+			children[i.Parent]++
+		}
+	}
+	keep := map[string]bool{}
+	for _, r := range live {
+		for n := r.Snapshot; n != "" && !keep[n]; n = parent[n] {
+			keep[n] = true
+		}
+	}
+	removed := 0
+	for progress := true; progress; {
+		progress = false
+		for _, i := range all {
+			if keep[i.Name] || children[i.Name] > 0 {
+				continue
+			}
+			if err := sn.Remove(ctx, i.Name); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+				return removed, fmt.Errorf("removing snapshot %s: %w", i.Name, err)
+			}
+			keep[i.Name] = true // done with it
+			if i.Parent != "" {
+				children[i.Parent]--
+			}
+			removed++
+			progress = true
+		}
+	}
+	return removed, nil
 }
 
 // collectBlobs deletes the blobs that no named image and no live cache

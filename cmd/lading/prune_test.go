@@ -38,6 +38,10 @@ func TestPruneAndDu(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "removed 4 cache records") {
 		t.Fatalf("prune: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// Nothing is left in the snapshotter: no record uses any snapshot.
+	if n := countFiles(t, filepath.Join(root, "snapshots", "overlay", "snapshots")); n != 0 {
+		t.Errorf("%d snapshots left after prune", n)
+	}
 	if n := count(t, lading(t, "", "du", "--root", root).stdout, `cache records:\s+(\d+)`); n != 0 {
 		t.Errorf("du after prune reports %d records", n)
 	}
