@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 // Errors, for errors.Is.
@@ -164,7 +166,7 @@ func (c *Cache) Put(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("storing cache record %s: %w", r.Key, err)
 	}
-	if err := writeFileAtomic(c.path("tmp"), c.path("records", h), data); err != nil {
+	if err := atomicfile.WriteIn(c.path("tmp"), c.path("records", h), data, 0o644); err != nil {
 		return fmt.Errorf("storing cache record %s: %w", r.Key, err)
 	}
 	// The index only helps Explain find candidates; a missing or stale
@@ -209,7 +211,7 @@ func (c *Cache) Delete(key string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting cache record %s: %w", key, err)
 	}
-	if err := syncDir(c.path("records")); err != nil {
+	if err := atomicfile.SyncDir(c.path("records")); err != nil {
 		return fmt.Errorf("deleting cache record %s: %w", key, err)
 	}
 	if r != nil {
@@ -341,47 +343,6 @@ func decodeRecord(data []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: trailing data", ErrCorrupt)
 	}
 	return &r, nil
-}
-
-// writeFileAtomic replaces path with data: a temp file in tmpDir (same
-// filesystem), fsync, rename, fsync of path's directory.
-func writeFileAtomic(tmpDir, path string, data []byte) (err error) {
-	f, err := os.CreateTemp(tmpDir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a directory so renames and removals in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // removeStale deletes files in dir whose names start with prefix and that

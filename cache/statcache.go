@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 // File is one source file of a COPY or ADD.
@@ -252,7 +254,7 @@ func (c *StatCache) Save() error {
 			delete(c.entries, k)
 		}
 	}
-	if err := writeFileAtomic(filepath.Dir(c.path), c.path, encodeStat(c.entries)); err != nil {
+	if err := atomicfile.Write(c.path, encodeStat(c.entries), 0o644); err != nil {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
 	c.dirty = false

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lading-build/lading/cache"
+	"github.com/lading-build/lading/internal/atomicfile"
 	"github.com/lading-build/lading/store"
 )
 
@@ -142,7 +143,7 @@ func (s *localSink) Export(ctx context.Context, st *store.Store, entries []Entry
 	if data, err = encodeIndex(m); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, indexName), data)
+	return atomicfile.Write(filepath.Join(s.dir, indexName), data, 0o644)
 }
 
 // copyBlob copies a layer blob from the store into the directory blobs
@@ -188,25 +189,6 @@ func copyBlob(ctx context.Context, st *store.Store, blobs string, d cache.LayerD
 	return nil
 }
 
-// writeFileAtomic replaces path with data: a temp file in the same
-// directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	return commitTemp(f, path)
-}
-
 // commitTemp makes the temp file f readable, syncs and closes it, renames
 // it to dst and syncs dst's directory.
 func commitTemp(f *os.File, dst string) error {
@@ -222,16 +204,7 @@ func commitTemp(f *os.File, dst string) error {
 	if err := os.Rename(f.Name(), dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 // removeStale removes temp files in dir older than cutoff.

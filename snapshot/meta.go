@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 // record is the authoritative description of one snapshot, stored in
@@ -168,7 +170,7 @@ func (s *store) writeRecord(r record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.snapshotDir(r.ID), "meta"), b)
+	return atomicfile.Write(filepath.Join(s.snapshotDir(r.ID), "meta"), b, 0o600)
 }
 
 // create makes a new snapshot record and its directories; call with the
@@ -207,7 +209,7 @@ func (s *store) create(key, parent, kind string) (record, error) {
 		if err := s.writeRecord(r); err != nil {
 			return err
 		}
-		return writeFileAtomic(s.indexPath(key), []byte(id))
+		return atomicfile.Write(s.indexPath(key), []byte(id), 0o600)
 	}()
 	if err != nil {
 		_ = os.RemoveAll(s.snapshotDir(id))
@@ -258,13 +260,13 @@ func (s *store) commit(name, key string) error {
 	if err := s.writeRecord(r); err != nil {
 		return fmt.Errorf("committing %q: %w", key, err)
 	}
-	if err := writeFileAtomic(s.indexPath(name), []byte(r.ID)); err != nil {
+	if err := atomicfile.Write(s.indexPath(name), []byte(r.ID), 0o600); err != nil {
 		return fmt.Errorf("committing %q: %w", key, err)
 	}
 	if err := os.Remove(s.indexPath(key)); err != nil {
 		return fmt.Errorf("committing %q: %w", key, err)
 	}
-	return syncDir(filepath.Join(s.dir, "names"))
+	return atomicfile.SyncDir(filepath.Join(s.dir, "names"))
 }
 
 // remove deletes the record of key and moves its data to the trash; it
@@ -292,7 +294,7 @@ func (s *store) remove(key string) (string, error) {
 	if err := os.Remove(s.indexPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return trash, fmt.Errorf("removing %q: %w", key, err)
 	}
-	return trash, syncDir(filepath.Join(s.dir, "names"))
+	return trash, atomicfile.SyncDir(filepath.Join(s.dir, "names"))
 }
 
 // children lists the snapshots whose parent is name.
@@ -317,47 +319,6 @@ func (s *store) children(name string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// writeFileAtomic replaces path with data: temporary file, fsync, rename,
-// fsync of the directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 // checkStoreDir rejects directories whose path cannot be written into an

@@ -1,18 +1,18 @@
 package snapshot
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"archive/tar"
+	"golang.org/x/sys/unix"
 )
 
 // TestOverlayDeepStack mounts 250 layers, beyond what one page of

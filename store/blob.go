@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 // ErrInvalidDigest is returned (wrapped) for a digest string that is not
@@ -180,7 +182,7 @@ func (w *BlobWriter) Commit(expected string) (digest string, size int64, err err
 		return "", 0, fmt.Errorf("committing blob %s: %w", digest, err)
 	}
 	w.done = true
-	if err := syncDir(w.s.Path("blobs", "sha256")); err != nil {
+	if err := atomicfile.SyncDir(w.s.Path("blobs", "sha256")); err != nil {
 		return "", 0, fmt.Errorf("committing blob %s: %w", digest, err)
 	}
 	return digest, w.n, nil

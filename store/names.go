@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 // ErrInvalidName is returned (wrapped) for an image name or lock name that
@@ -156,39 +158,5 @@ func (s *Store) updateNames(change func(map[string]Name) error) error {
 	if err != nil {
 		return fmt.Errorf("writing names: %w", err)
 	}
-	return s.writeFileAtomic(s.Path("names.json"), append(b, '\n'))
-}
-
-// writeFileAtomic replaces path with data: temp file, fsync, rename,
-// fsync of the directory.
-func (s *Store) writeFileAtomic(path string, data []byte) (err error) {
-	f, err := s.createTemp("file")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = syncDir(s.root); err != nil {
-		return fmt.Errorf("syncing %s: %w", s.root, err)
-	}
-	return nil
+	return atomicfile.WriteIn(s.Path("tmp"), s.Path("names.json"), append(b, '\n'), 0o644)
 }

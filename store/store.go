@@ -88,13 +88,3 @@ func (s *Store) removeStaleTemps(cutoff time.Time) {
 func (s *Store) createTemp(prefix string) (*os.File, error) {
 	return os.CreateTemp(s.Path("tmp"), prefix+"-*")
 }
-
-// syncDir fsyncs a directory so a rename into it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
