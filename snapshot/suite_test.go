@@ -33,6 +33,8 @@ func runSuite(t *testing.T, newSn newFunc) {
 		{"ApplyLayer", testApplyLayer},
 		{"EpochExclude", testEpochExclude},
 		{"ApplyUnsafe", testApplyUnsafe},
+		{"Usage", testUsage},
+		{"Walk", testWalk},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -519,5 +521,25 @@ func testWalk(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
 		if got[k] != w {
 			t.Errorf("Walk %s = %+v, want %+v", k, got[k], w)
 		}
+	}
+}
+
+// testUsage checks Usage counts a snapshot's own files, hard links once.
+func testUsage(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
+	commitTree(t, ctx, sn, work, "base", "", func(root string) {
+		writeFile(t, filepath.Join(root, "small"), "x", 0o644)
+	})
+	big := strings.Repeat("z", 1<<20)
+	commitTree(t, ctx, sn, work, "top", "base", func(root string) {
+		writeFile(t, filepath.Join(root, "big"), big, 0o644)
+		must(t, os.Link(filepath.Join(root, "big"), filepath.Join(root, "big2")))
+	})
+	n, err := sn.Usage(ctx, "top")
+	must(t, err)
+	if n < 1<<20 || n > 1<<20+64<<10 {
+		t.Errorf("Usage(top) = %d, want about 1 MiB (hard link counted once)", n)
+	}
+	if _, err := sn.Usage(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Usage(missing) = %v, want ErrNotFound", err)
 	}
 }
