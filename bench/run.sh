@@ -12,16 +12,20 @@
 #             (bench/part-parallel.sh)
 #   export    writing a 500 MB image as an OCI archive; the cold build of that
 #             image and its peak RSS (bench/part-export.sh)
+#   pull      pulling a 300 MB, 6-layer image from a local registry (Debian's
+#             docker-registry): lading pull vs skopeo copy, lading pull +
+#             unpack (+ RUN true) vs buildah pull; peak RSS (bench/part-pull.sh)
 # Prints markdown tables on stdout and writes them to .bench/results.md.
 #
 # Environment knobs:
-#   BENCH_ONLY=run,cache,parallel,export   parts to run
+#   BENCH_ONLY=run,cache,parallel,export,pull   parts to run
 #   BENCH_REPS=3              runs per figure (median is reported)
 #   BENCH_FAST_REPS=5         runs per figure of the fast ones (no-op rebuild)
 #   BENCH_STEPS=50            RUN steps in the big recipe of "run"
 #   BENCH_BUILDAH_NOLAYERS=1  "run": also measure buildah without --layers (0 to skip)
 #   BENCH_STAGE_SECONDS=1.5   "parallel": CPU time of one stage's loop
 #   BENCH_EXPORT_MB=500       "export": size of the image's data
+#   BENCH_PULL_LAYER_MB=50    "pull": size of each of the image's 6 layers
 #   BENCH_TMPDIR=/tmp         where the scratch directory goes
 #   LADING=bin/lading         the lading binary
 #   BUILDAH=buildah           the buildah binary
@@ -33,7 +37,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-ONLY=${BENCH_ONLY:-run,cache,parallel,export}
+ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull}
 REPS=${BENCH_REPS:-3}
 FAST_REPS=${BENCH_FAST_REPS:-5}
 LADING=${LADING:-$REPO/bin/lading}
@@ -47,8 +51,8 @@ die() { log "FATAL: $*"; exit 2; }
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 for p in ${ONLY//,/ }; do
 	case $p in
-	run | cache | parallel | export) ;;
-	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export)" ;;
+	run | cache | parallel | export | pull) ;;
+	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull)" ;;
 	esac
 done
 
@@ -61,7 +65,7 @@ if [ ! -x /usr/bin/time ]; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null ||
 		die "cannot install package 'time'"
 fi
-if selected cache || selected export; then
+if selected cache || selected export || selected pull; then
 	command -v go >/dev/null || die "go not found (it compiles bench/gen.go, the context generator)"
 fi
 
@@ -69,19 +73,34 @@ W=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/lading-bench.XXXXXX")
 B=("$BUILDAH" --root "$W/buildah/root" --runroot "$W/buildah/runroot" --storage-driver overlay)
 LROOT=$W/lading-root
 
+# umount_under DIR: unmounts everything mounted at or under DIR, deepest first.
+umount_under() {
+	awk -v w="$1" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do
+			umount -R "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+		done
+}
+
+# The registry of the "pull" part (bench/part-pull.sh starts it).
+REG_PID=""
+stop_registry() {
+	[ -n "$REG_PID" ] || return 0
+	kill "$REG_PID" 2>/dev/null || true
+	wait "$REG_PID" 2>/dev/null || true
+	REG_PID=""
+}
+
 cleanup() {
 	local rc=$?
 	set +e
 	trap - EXIT INT TERM
+	stop_registry
 	if [ -d "$W/buildah" ]; then
 		"${B[@]}" rm --all >/dev/null 2>&1
 		"${B[@]}" rmi --all --force >/dev/null 2>&1
 	fi
-	# Anything still mounted under $W (buildah's overlay leftovers), deepest first.
-	awk -v w="$W" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
-		sort -r | while read -r m; do
-			umount -R "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-		done
+	# Anything still mounted under $W (buildah's overlay leftovers).
+	umount_under "$W"
 	# Keep the build logs (small) for a look after the run.
 	if [ -d "$W/logs" ]; then
 		rm -rf "$OUTDIR/logs" && cp -r "$W/logs" "$OUTDIR/logs"
@@ -281,14 +300,14 @@ fi
 [ "$LADING_OK" = 1 ] || log "continuing with buildah only"
 
 # The context generator (deterministic data: same files on every run).
-if selected cache || selected export; then
+if selected cache || selected export || selected pull; then
 	(cd "$REPO" && go build -o "$W/gen" bench/gen.go) || die "cannot compile bench/gen.go"
 fi
 
 # ---------------------------------------------------------------- parts
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(now_ns)
-for part in run cache parallel export; do
+for part in run cache parallel export pull; do
 	selected "$part" || continue
 	log "=== part: $part"
 	part_start=$(now_ns)
@@ -322,7 +341,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 		printf '%s\n' "${SUMMARY[@]}"
 		echo
 	fi
-	for part in run cache parallel export; do
+	for part in run cache parallel export pull; do
 		[ -f "$W/section-$part.md" ] && cat "$W/section-$part.md"
 	done
 } >"$W/results.md"
