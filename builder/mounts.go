@@ -369,9 +369,26 @@ func initCacheDir(dir string, mt *instructions.Mount) error {
 	if err != nil {
 		return fmt.Errorf("creating cache mount: %w", err)
 	}
-	mode := os.FileMode(0o755)
+	return setOwnerMode(dir, mt, 0o755)
+}
+
+// setOwnerMode gives a cache directory or secret file the uid, gid and
+// mode (octal, with setuid, setgid and sticky bits) a mount asks for;
+// root and def otherwise.
+func setOwnerMode(p string, mt *instructions.Mount, def os.FileMode) error {
+	mode := def
 	if mt.Mode != nil {
-		mode = os.FileMode(*mt.Mode) & os.ModePerm
+		m := *mt.Mode
+		mode = os.FileMode(m) & os.ModePerm
+		if m&0o4000 != 0 {
+			mode |= os.ModeSetuid
+		}
+		if m&0o2000 != 0 {
+			mode |= os.ModeSetgid
+		}
+		if m&0o1000 != 0 {
+			mode |= os.ModeSticky
+		}
 	}
 	uid, gid := 0, 0
 	if mt.UID != nil {
@@ -380,10 +397,10 @@ func initCacheDir(dir string, mt *instructions.Mount) error {
 	if mt.GID != nil {
 		gid = int(*mt.GID)
 	}
-	if err := os.Chown(dir, uid, gid); err != nil {
+	if err := os.Chown(p, uid, gid); err != nil {
 		return err
 	}
-	return os.Chmod(dir, mode)
+	return os.Chmod(p, mode)
 }
 
 // secretMount gives a step a secret as a file on a tmpfs-backed path (it
@@ -438,21 +455,7 @@ func (s *stage) secretMount(m *runMounts, mt *instructions.Mount) error {
 	if err != nil {
 		return fmt.Errorf("preparing secret %s: %w", id, err)
 	}
-	mode := os.FileMode(0o400)
-	if mt.Mode != nil {
-		mode = os.FileMode(*mt.Mode) & os.ModePerm
-	}
-	uid, gid := 0, 0
-	if mt.UID != nil {
-		uid = int(*mt.UID)
-	}
-	if mt.GID != nil {
-		gid = int(*mt.GID)
-	}
-	if err := os.Chown(name, uid, gid); err != nil {
-		return err
-	}
-	if err := os.Chmod(name, mode); err != nil {
+	if err := setOwnerMode(name, mt, 0o400); err != nil {
 		return err
 	}
 	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: name, Target: target, Readonly: true})
