@@ -365,45 +365,30 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 	if network != runtime.NetworkHost && network != runtime.NetworkNone {
 		return nil, fmt.Errorf("unknown network mode %q", network)
 	}
-	var extra []runtime.Mount
 	args := c.CmdLine
 	if c.PrependShell {
 		args = append(append([]string{}, s.shell...), strings.Join(c.CmdLine, " "))
 	}
+	var script string
 	if len(c.Files) > 0 {
-		var script string
 		var err error
 		if args, script, err = heredocArgs(s.shell, c.ShellDependantCmdLine); err != nil {
 			return nil, err
 		}
-		if script != "" {
-			file, cleanup, err := s.b.scriptFile(script)
-			if err != nil {
-				return nil, err
-			}
-			defer cleanup()
-			extra = append(extra, runtime.Mount{Type: runtime.MountBind, Source: file, Target: args[0], Readonly: true})
-		}
 	}
-	mounts, err := s.prepareMounts(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	defer mounts.cleanup()
 	if len(args) == 0 {
 		return nil, errors.New("RUN needs a command")
 	}
-	out := s.b.rep.Output(id)
+	mounts, err := s.planMounts(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	spec := runtime.Spec{
 		Args:     args,
-		Env:      mergeEnv(append(s.runEnv(), mounts.env...)),
-		Mounts:   append(extra, mounts.mounts...),
 		Cwd:      s.workdirPath(),
 		User:     s.res.cfg.Config.User,
 		Hostname: s.b.opts.Hostname,
 		Network:  network,
-		Stdout:   out,
-		Stderr:   out,
 		Limits:   s.b.opts.Limits,
 	}
 	kb := s.newKey("RUN").
@@ -420,6 +405,23 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 	}
 	kb.Add("mounts", joinKey(mounts.key))
 	layer, err := s.cached(ctx, kb, func(name string) (v1.Layer, error) {
+		// Only a step that runs prepares its mounts and script.
+		if err := mounts.setup(); err != nil {
+			return nil, err
+		}
+		defer mounts.cleanup()
+		spec.Mounts = mounts.mounts
+		if script != "" {
+			file, cleanup, err := s.b.scriptFile(script)
+			if err != nil {
+				return nil, err
+			}
+			defer cleanup()
+			spec.Mounts = append([]runtime.Mount{{Type: runtime.MountBind, Source: file, Target: args[0], Readonly: true}}, spec.Mounts...)
+		}
+		spec.Env = mergeEnv(append(s.runEnv(), mounts.env...))
+		spec.Stdout = s.b.rep.Output(id)
+		spec.Stderr = spec.Stdout
 		return s.fsStep(ctx, name, func(root string) error {
 			spec.Rootfs = root
 			return runtime.Run(ctx, spec)

@@ -15,6 +15,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/copier"
@@ -30,31 +31,42 @@ type SSHSource struct {
 	Socket string
 }
 
-// runMounts is the host side of a RUN step's --mount flags: the runtime
-// mounts, extra environment (secrets as env), cache-key fields, and a
-// cleanup to run after the step.
+// runMounts is the host side of a RUN step's --mount flags. Planning
+// (planMounts) only checks them and computes their cache-key fields, so a
+// cache hit costs nothing more; setup, run only when the step runs,
+// prepares the runtime mounts and extra environment (secrets as env), and
+// cleanup undoes it after the step.
 type runMounts struct {
+	key      []string
+	setups   []func(m *runMounts) error
 	mounts   []runtime.Mount
 	env      []string
-	key      []string
 	cleanups []func()
+}
+
+// setup prepares every mount; on error, what was prepared is undone.
+func (m *runMounts) setup() error {
+	for _, fn := range m.setups {
+		if err := fn(m); err != nil {
+			m.cleanup()
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *runMounts) cleanup() {
 	for i := len(m.cleanups) - 1; i >= 0; i-- {
 		m.cleanups[i]()
 	}
+	m.cleanups = nil
 }
 
-// prepareMounts sets up every --mount of a RUN step. On error, what was
-// set up is already undone.
-func (s *stage) prepareMounts(ctx context.Context, c *instructions.RunCommand) (_ *runMounts, err error) {
+// planMounts checks every --mount of a RUN step and computes its key
+// fields, without side effects on the host.
+func (s *stage) planMounts(ctx context.Context, c *instructions.RunCommand) (*runMounts, error) {
 	m := &runMounts{}
-	defer func() {
-		if err != nil {
-			m.cleanup()
-		}
-	}()
+	var err error
 	sshIndex := 0
 	for _, mt := range instructions.GetMounts(c) {
 		switch mt.Type {
@@ -63,8 +75,12 @@ func (s *stage) prepareMounts(ctx context.Context, c *instructions.RunCommand) (
 		case instructions.MountTypeCache:
 			err = s.cacheMount(ctx, m, mt)
 		case instructions.MountTypeTmpfs:
-			m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountTmpfs, Target: mt.Target, Size: mt.SizeLimit})
+			mount := runtime.Mount{Type: runtime.MountTmpfs, Target: mt.Target, Size: mt.SizeLimit}
 			m.key = append(m.key, fmt.Sprintf("tmpfs %s %d", mt.Target, mt.SizeLimit))
+			m.setups = append(m.setups, func(m *runMounts) error {
+				m.mounts = append(m.mounts, mount)
+				return nil
+			})
 		case instructions.MountTypeSecret:
 			err = s.secretMount(m, mt)
 		case instructions.MountTypeSSH:
@@ -83,14 +99,16 @@ func (s *stage) prepareMounts(ctx context.Context, c *instructions.RunCommand) (
 // bindMount mounts a directory or file of the build context, a stage or
 // an image. The source path is resolved inside its root, never through a
 // symlink out of it (buildah CVE-2024-1753). rw mounts get a throwaway
-// writable layer, so writes are discarded.
+// writable layer, so writes are discarded. A context source is keyed by
+// the content it shows, as COPY would select it.
 func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mount) error {
 	b := s.b
 	var root, ident, snap string
+	var ignore *patternmatcher.PatternMatcher
 	fromDir := false
 	switch {
 	case mt.From == "":
-		root, ident, fromDir = b.opts.ContextDir, "context", true
+		root, ident, fromDir, ignore = b.opts.ContextDir, "context", true, b.ignore
 	default:
 		if v, isImage, ok := b.namedContext(mt.From); ok && !isImage {
 			dir, err := contextDir(mt.From, v)
@@ -106,49 +124,60 @@ func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mo
 		}
 		snap, ident = sn, key
 	}
-	filtered := false
-	if mt.From == "" && b.ignore != nil {
-		// The build context as COPY sees it: without what .dockerignore
-		// excludes, in a throwaway copy (so rw needs no overlay).
-		dir, cleanup, err := b.filteredContext(ctx, root, mt.Source)
+	source := path.Clean("/" + mt.Source)
+	key := fmt.Sprintf("bind %s %s %s ro=%v", ident, source, mt.Target, mt.ReadOnly)
+	if fromDir {
+		sel, err := copier.Select(copier.Request{SrcRoot: root, Sources: []string{source}, Ignore: ignore})
 		if err != nil {
-			return err
+			return fmt.Errorf("mount source %q: %w", mt.Source, err)
 		}
-		m.cleanups = append(m.cleanups, cleanup)
-		root, filtered = dir, true
-	}
-	if !fromDir {
-		dir, cleanup, err := b.mountView(ctx, snap, !mt.ReadOnly)
-		if err != nil {
-			return err
+		if b.stat != nil {
+			digest, err := s.selectionDigest(ctx, sel)
+			if err != nil {
+				return err
+			}
+			key += " " + digest
 		}
-		m.cleanups = append(m.cleanups, cleanup)
-		root = dir
-	} else if !mt.ReadOnly && !filtered {
-		dir, cleanup, err := b.overlayOnDir(root)
-		if err != nil {
-			return err
-		}
-		m.cleanups = append(m.cleanups, cleanup)
-		root = dir
-	}
-	src, err := securejoin.SecureJoin(root, path.Clean("/"+mt.Source))
-	if err != nil {
-		return fmt.Errorf("resolving mount source %q: %w", mt.Source, err)
-	}
-	if _, err := os.Stat(src); err != nil {
-		return fmt.Errorf("mount source %q: %w", mt.Source, err)
-	}
-	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: src, Target: mt.Target, Readonly: mt.ReadOnly})
-	key := fmt.Sprintf("bind %s %s %s ro=%v", ident, path.Clean("/"+mt.Source), mt.Target, mt.ReadOnly)
-	if fromDir && b.stat != nil {
-		digest, err := s.treeDigest(ctx, root, src)
-		if err != nil {
-			return err
-		}
-		key += " " + digest
 	}
 	m.key = append(m.key, key)
+	m.setups = append(m.setups, func(m *runMounts) error {
+		dir := root
+		switch {
+		case ignore != nil:
+			// The build context as COPY sees it: without what
+			// .dockerignore excludes, in a throwaway copy (so rw needs no
+			// overlay).
+			tmp, cleanup, err := b.filteredContext(ctx, root, source)
+			if err != nil {
+				return err
+			}
+			m.cleanups = append(m.cleanups, cleanup)
+			dir = tmp
+		case !fromDir:
+			view, cleanup, err := b.mountView(ctx, snap, !mt.ReadOnly)
+			if err != nil {
+				return err
+			}
+			m.cleanups = append(m.cleanups, cleanup)
+			dir = view
+		case !mt.ReadOnly:
+			merged, cleanup, err := b.overlayOnDir(root)
+			if err != nil {
+				return err
+			}
+			m.cleanups = append(m.cleanups, cleanup)
+			dir = merged
+		}
+		src, err := securejoin.SecureJoin(dir, source)
+		if err != nil {
+			return fmt.Errorf("resolving mount source %q: %w", mt.Source, err)
+		}
+		if _, err := os.Stat(src); err != nil {
+			return fmt.Errorf("mount source %q: %w", mt.Source, err)
+		}
+		m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: src, Target: mt.Target, Readonly: mt.ReadOnly})
+		return nil
+	})
 	return nil
 }
 
@@ -270,28 +299,16 @@ func (b *build) overlayOnDir(dir string) (string, func(), error) {
 	}, nil
 }
 
-// treeDigest keys a bind mount of a context directory by the content of
-// what it mounts.
-func (s *stage) treeDigest(ctx context.Context, root, src string) (string, error) {
-	var files []cache.File
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		files = append(files, cache.File{Rel: filepath.ToSlash(rel), Abs: p, Info: info})
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("hashing mount source: %w", err)
+// selectionDigest is the content digest of the files a context bind
+// mount shows, through the build's stat cache.
+func (s *stage) selectionDigest(ctx context.Context, sel []copier.Source) (string, error) {
+	files := make([]cache.File, 0, len(sel))
+	for _, src := range sel {
+		files = append(files, cache.File{Rel: src.Rel, Abs: src.Path, Info: src.Info})
 	}
 	digests, err := cache.DigestFiles(ctx, s.b.stat, files)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("hashing mount source: %w", err)
 	}
 	return cache.NewKey("").AddFiles("files", digests).Sum(), nil
 }
@@ -308,23 +325,26 @@ func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *instructions.M
 	if id == "" {
 		id = mt.Target
 	}
-	base := cacheMountDir(s.b.opts.Store, id)
-	if err := os.MkdirAll(base, 0o700); err != nil {
-		return err
-	}
-	if err := recordCacheMountID(base, id); err != nil {
-		return fmt.Errorf("creating cache mount: %w", err)
-	}
-	dir, unlock, err := lockCacheDir(ctx, base, mt.CacheSharing)
-	if err != nil {
-		return err
-	}
-	m.cleanups = append(m.cleanups, unlock)
-	if err := initCacheDir(dir, mt); err != nil {
-		return err
-	}
-	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: dir, Target: mt.Target, Readonly: mt.ReadOnly})
 	m.key = append(m.key, fmt.Sprintf("cache %s ro=%v", mt.Target, mt.ReadOnly))
+	m.setups = append(m.setups, func(m *runMounts) error {
+		base := cacheMountDir(s.b.opts.Store, id)
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return err
+		}
+		if err := recordCacheMountID(base, id); err != nil {
+			return fmt.Errorf("creating cache mount: %w", err)
+		}
+		dir, unlock, err := lockCacheDir(ctx, base, mt.CacheSharing)
+		if err != nil {
+			return err
+		}
+		m.cleanups = append(m.cleanups, unlock)
+		if err := initCacheDir(dir, mt); err != nil {
+			return err
+		}
+		m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: dir, Target: mt.Target, Readonly: mt.ReadOnly})
+		return nil
+	})
 	return nil
 }
 
@@ -426,8 +446,11 @@ func (s *stage) secretMount(m *runMounts, mt *instructions.Mount) error {
 		if name == "" {
 			name = id
 		}
-		m.env = append(m.env, name+"="+string(value))
 		m.key = append(m.key, "secret-env "+name)
+		m.setups = append(m.setups, func(m *runMounts) error {
+			m.env = append(m.env, name+"="+string(value))
+			return nil
+		})
 		if mt.Target == "" {
 			return nil
 		}
@@ -436,30 +459,25 @@ func (s *stage) secretMount(m *runMounts, mt *instructions.Mount) error {
 	if target == "" {
 		target = "/run/secrets/" + id
 	}
-	// A private directory, so no host user can read the file whatever
-	// owner and mode the step wants it to have.
-	dir, err := os.MkdirTemp(secretDir(), "lading-secret-")
-	if err != nil {
-		return fmt.Errorf("preparing secret %s: %w", id, err)
-	}
-	m.cleanups = append(m.cleanups, func() { os.RemoveAll(dir) })
-	f, err := os.OpenFile(filepath.Join(dir, "secret"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
-	if err != nil {
-		return fmt.Errorf("preparing secret %s: %w", id, err)
-	}
-	name := f.Name()
-	_, err = f.Write(value)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("preparing secret %s: %w", id, err)
-	}
-	if err := setOwnerMode(name, mt, 0o400); err != nil {
-		return err
-	}
-	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: name, Target: target, Readonly: true})
 	m.key = append(m.key, "secret "+target)
+	m.setups = append(m.setups, func(m *runMounts) error {
+		// A private directory, so no host user can read the file whatever
+		// owner and mode the step wants it to have.
+		dir, err := os.MkdirTemp(secretDir(), "lading-secret-")
+		if err != nil {
+			return fmt.Errorf("preparing secret %s: %w", id, err)
+		}
+		m.cleanups = append(m.cleanups, func() { os.RemoveAll(dir) })
+		name := filepath.Join(dir, "secret")
+		if err := os.WriteFile(name, value, 0o400); err != nil {
+			return fmt.Errorf("preparing secret %s: %w", id, err)
+		}
+		if err := setOwnerMode(name, mt, 0o400); err != nil {
+			return err
+		}
+		m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: name, Target: target, Readonly: true})
+		return nil
+	})
 	return nil
 }
 
@@ -488,9 +506,12 @@ func (s *stage) sshMount(m *runMounts, mt *instructions.Mount, n int) error {
 	if target == "" {
 		target = "/run/buildkit/ssh_agent." + strconv.Itoa(n)
 	}
-	m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: src.Socket, Target: target})
-	m.env = append(m.env, "SSH_AUTH_SOCK="+target)
 	m.key = append(m.key, "ssh "+id+" "+target)
+	m.setups = append(m.setups, func(m *runMounts) error {
+		m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: src.Socket, Target: target})
+		m.env = append(m.env, "SSH_AUTH_SOCK="+target)
+		return nil
+	})
 	return nil
 }
 

@@ -4,12 +4,16 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gofrs/flock"
 
 	"github.com/lading-build/lading/builder"
 )
@@ -223,4 +227,57 @@ func grepTree(t *testing.T, dir, s string) bool {
 		return nil
 	})
 	return found
+}
+
+// TestCachedRunPreparesNoMounts: a RUN step served from the cache sets
+// up none of its mounts, so a locked cache mount held elsewhere does not
+// make the cached rebuild wait.
+func TestCachedRunPreparesNoMounts(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	ctxDir := e.context(nil)
+	recipe := "FROM busybox:test\nRUN --mount=type=cache,id=held,sharing=locked,target=/c echo x > /x\n"
+	e.mustBuild(ctxDir, recipe)
+	sum := sha256.Sum256([]byte("held"))
+	lock := flock.New(filepath.Join(e.store.Path("cache-mounts", hex.EncodeToString(sum[:16])), "lock"))
+	if err := lock.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock()
+	done := make(chan error, 1)
+	go func() { _, err := e.buildQuiet(ctxDir, recipe); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cached step waited for its cache mount's lock")
+	}
+}
+
+// TestContextBindMountKey: a RUN with a bind mount of the context is
+// cached while the files it shows are unchanged, ignores changes to
+// .dockerignore'd files, and re-runs when a shown file changes.
+func TestContextBindMountKey(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	ctxDir := e.context(map[string]string{"src/a.txt": "a", "notes.log": "n", ".dockerignore": "*.log\n"})
+	recipe := "FROM busybox:test\nRUN --mount=type=bind,target=/ctx cat /ctx/src/a.txt > /seen\n"
+	e.mustBuild(ctxDir, recipe)
+	steps := func() (hits, misses []string) {
+		e.mustBuild(ctxDir, recipe)
+		return e.last.cachedSteps()
+	}
+	if _, misses := steps(); len(misses) != 0 {
+		t.Errorf("unchanged context re-ran %v", misses)
+	}
+	os.WriteFile(filepath.Join(ctxDir, "notes.log"), []byte("changed"), 0o644)
+	if _, misses := steps(); len(misses) != 0 {
+		t.Errorf("a change to an ignored file re-ran %v", misses)
+	}
+	os.WriteFile(filepath.Join(ctxDir, "src/a.txt"), []byte("A"), 0o644)
+	if _, misses := steps(); len(misses) != 1 {
+		t.Errorf("a change to a mounted file re-ran %v, want the RUN", misses)
+	}
 }
