@@ -86,12 +86,17 @@ func (b *build) withMounted(mounts []snapshot.Mount, fn func(dir string) error) 
 // layerOf writes the diff of a committed snapshot as a compressed layer
 // into the store; nil when the snapshot changed nothing.
 func (b *build) layerOf(ctx context.Context, name string) (v1.Layer, error) {
+	return b.writeLayer(ctx, func(w io.Writer) error {
+		return b.opts.Snapshots.Diff(ctx, name, w, snapshot.DiffOptions{Epoch: b.opts.Epoch})
+	})
+}
+
+// writeLayer streams the layer tar diff writes into a compressed store
+// layer; nil when the tar is empty.
+func (b *build) writeLayer(ctx context.Context, diff func(w io.Writer) error) (v1.Layer, error) {
 	pr, pw := io.Pipe()
 	counter := &countWriter{w: pw}
-	go func() {
-		err := b.opts.Snapshots.Diff(ctx, name, counter, snapshot.DiffOptions{Epoch: b.opts.Epoch})
-		pw.CloseWithError(err)
-	}()
+	go func() { pw.CloseWithError(diff(counter)) }()
 	layer, err := image.WriteLayer(ctx, b.opts.Store, pr)
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/snapshot"
 )
 
@@ -21,18 +20,12 @@ func (b *build) squash(ctx context.Context, r *stageResult) (*stageResult, error
 	var layer v1.Layer
 	err := b.withView(ctx, r.start.snap, func(lower string) error {
 		return b.withView(ctx, r.snap, func(upper string) error {
-			pr, pw := io.Pipe()
-			counter := &countWriter{w: pw}
-			go func() {
-				pw.CloseWithError(snapshot.DiffDirs(ctx, lower, upper, counter, snapshot.DiffOptions{Epoch: b.opts.Epoch}))
-			}()
-			l, err := image.WriteLayer(ctx, b.opts.Store, pr)
-			pr.CloseWithError(io.ErrClosedPipe)
+			var err error
+			layer, err = b.writeLayer(ctx, func(w io.Writer) error {
+				return snapshot.DiffDirs(ctx, lower, upper, w, snapshot.DiffOptions{Epoch: b.opts.Epoch})
+			})
 			if err != nil {
-				return fmt.Errorf("writing squashed layer: %w", err)
-			}
-			if counter.n > 1024 {
-				layer = l
+				return fmt.Errorf("squashing: %w", err)
 			}
 			return nil
 		})
