@@ -17,6 +17,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/lading-build/lading/internal/atomicfile"
 	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
 )
@@ -37,19 +38,7 @@ func recordCacheMountID(base, id string) error {
 	if b, err := readSmallFile(p); err == nil && string(b) == id {
 		return nil
 	}
-	f, err := os.CreateTemp(base, "id-")
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(id)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), p)
+	return atomicfile.Write(p, []byte(id), 0o600)
 }
 
 // readSmallFile reads a regular file (never through a symlink, never a
