@@ -214,3 +214,22 @@ func TestConcurrentBuildsShareCache(t *testing.T) {
 		t.Errorf("concurrent builds gave %s and %s: a step ran twice", results[0].Digest, results[1].Digest)
 	}
 }
+
+// TestCacheKeyHasEpoch: layers written with SOURCE_DATE_EPOCH differ
+// (clamped mtimes), so a build with it does not reuse steps built without.
+func TestCacheKeyHasEpoch(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := cacheContext(e)
+	recipe := "FROM scratch\nCOPY src/ /src/\n"
+	e.mustBuild(ctxDir, recipe)
+	epoch := int64(1000)
+	e.epoch = &epoch
+	e.mustBuild(ctxDir, recipe)
+	if hits, _ := e.last.cachedSteps(); len(hits) != 0 {
+		t.Errorf("a SOURCE_DATE_EPOCH build reused %v from a build without it", hits)
+	}
+	e.mustBuild(ctxDir, recipe)
+	if _, misses := e.last.cachedSteps(); len(misses) != 0 {
+		t.Errorf("the same epoch again re-ran %v", misses)
+	}
+}
