@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -90,12 +91,13 @@ func run(ctx context.Context, c *config, spec Spec, exe *os.File, cg *cgroup) er
 	}
 	defer errR.Close()
 	cmd := initCmd(c, spec, exe, cfgR, errW)
-	err = cmd.Start()
+	forker, err := startLocked(cmd)
 	cfgR.Close()
 	errW.Close()
 	if err != nil {
 		return fmt.Errorf("starting container: %w", err)
 	}
+	defer forker.release()
 	var killed atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		killed.Store(true)
@@ -124,19 +126,67 @@ func initCmd(c *config, spec Spec, exe, cfgR, errW *os.File) *exec.Cmd {
 		Args: []string{initName},
 		// The init is single-threaded work and allocates little.
 		Env:        []string{initEnv + "=" + initValue, "GOMAXPROCS=1", "GOGC=off"},
-		Stdout:     spec.Stdout,
-		Stderr:     spec.Stderr,
+		Stdout:     pipedWriter(spec.Stdout),
+		Stderr:     pipedWriter(spec.Stderr),
 		ExtraFiles: []*os.File{cfgR, errW},
 		WaitDelay:  waitDelay,
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: cloneFlags(c.Network),
-			// Should lading die, its containers die with it. (The
-			// signal follows the thread that forked; Go keeps threads
-			// alive unless a goroutine exits while locked to one.)
+			// A session of its own: the container has no controlling
+			// terminal, so /dev/tty leads nowhere and TIOCSTI fails.
+			Setsid: true,
+			// Should lading die, its containers die with it. The
+			// signal follows the thread that forked, which startLocked
+			// keeps alive until the init is reaped.
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
 }
+
+// pipedWriter hides an *os.File behind a plain io.Writer, so that
+// exec.Cmd gives the container a pipe and copies from it rather than
+// handing over the descriptor: a terminal passed as stdout would let the
+// container change its modes or push input into it.
+func pipedWriter(w io.Writer) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return struct{ io.Writer }{w}
+}
+
+// lockedThread is an OS thread, locked to a goroutine that does nothing
+// else, from which the container init was forked. The kernel sends the
+// init its parent-death signal when that thread exits, not when the
+// process does, and Go ends a thread whenever a goroutine exits while
+// locked to it (snapshot's overlay fallback does): so the thread has to
+// stay until the init is reaped.
+type lockedThread struct {
+	done chan struct{}
+}
+
+// startLocked starts cmd from a new locked thread that stays alive until
+// release is called.
+func startLocked(cmd *exec.Cmd) (*lockedThread, error) {
+	t := &lockedThread{done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			<-t.done
+		}
+		// Nothing changed this thread's state: it can serve others.
+		goruntime.UnlockOSThread()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// release lets the thread go once the init has been reaped.
+func (t *lockedThread) release() { close(t.done) }
 
 // feed puts the init into its cgroup, sends it the config and returns
 // the error it reports, if any, once it has executed the command.
