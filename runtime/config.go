@@ -35,6 +35,9 @@ type config struct {
 	// Mounts are Spec.Mounts, checked, with their targets resolved by
 	// the parent in prepareMounts.
 	Mounts []extraMount `json:"mounts,omitempty"`
+	// Seccomp is the compiled filter of Spec.Seccomp (packFilter), empty
+	// for none.
+	Seccomp []byte `json:"seccomp,omitempty"`
 }
 
 func (c *config) skips(rel string) bool {
@@ -92,6 +95,11 @@ func newConfig(spec Spec) (*config, error) {
 		return nil, err
 	}
 	c.Mounts = mounts
+	filter, err := seccompFilter(spec.Seccomp)
+	if err != nil {
+		return nil, err
+	}
+	c.Seccomp = packFilter(filter)
 	return c, nil
 }
 

@@ -38,6 +38,9 @@ func execUser(c *config) error {
 	if err != nil {
 		return err
 	}
+	if err := loadSeccomp(c.Seccomp); err != nil {
+		return err
+	}
 	if err := switchUser(u); err != nil {
 		return err
 	}

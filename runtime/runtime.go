@@ -52,6 +52,10 @@ type Spec struct {
 	// its own file systems and before the command starts (RUN --mount).
 	// Secrets given only as environment variables belong in Env.
 	Mounts []Mount
+	// Seccomp is the command's syscall filter: "" for the default (Docker's
+	// default profile for the container's capabilities), SeccompUnconfined
+	// for none, or a profile in Docker's JSON format (its text).
+	Seccomp string
 }
 
 // Mount types.
