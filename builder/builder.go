@@ -41,6 +41,10 @@ type Options struct {
 	Network  string
 	Hostname string
 	Limits   runtime.Limits
+	// Seccomp is the syscall filter of RUN steps, as runtime.Spec.Seccomp:
+	// "" for Docker's default profile, runtime.SeccompUnconfined, or a
+	// profile's JSON text.
+	Seccomp string
 	// Progress receives the build's events and the output of RUN steps;
 	// nil discards them.
 	Progress progress.Reporter
@@ -129,6 +133,9 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 	}
 	if opts.Network == "" {
 		opts.Network = runtime.NetworkHost
+	}
+	if err := runtime.CheckSeccomp(opts.Seccomp); err != nil {
+		return nil, err
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = "lading"

@@ -395,6 +395,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 		Hostname: s.b.opts.Hostname,
 		Network:  network,
 		Limits:   s.b.opts.Limits,
+		Seccomp:  s.b.opts.Seccomp,
 	}
 	kb := s.newKey("RUN").
 		Add(cache.FieldInstruction, historyText(step)).
@@ -405,6 +406,10 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 		Add("user", spec.User).
 		Add("hostname", spec.Hostname).
 		Add("network", network)
+	if spec.Seccomp != "" {
+		// A step that ran with more syscalls is not the default's.
+		kb.Add("seccomp", spec.Seccomp)
+	}
 	for _, f := range c.Files {
 		kb.Add("heredoc", f.Name+"\x00"+f.Data)
 	}

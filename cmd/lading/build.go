@@ -51,6 +51,7 @@ type buildFlags struct {
 	remote        remoteFlags
 	cacheFrom     []string
 	cacheTo       []string
+	securityOpts  []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -99,6 +100,7 @@ written to each --output:
 	fl.StringVar(&f.memory, "memory", "", "memory limit of RUN steps (e.g. 512m, 2g)")
 	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "process limit of RUN steps")
 	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit of RUN steps, in cores")
+	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp filter of RUN steps: seccomp=unconfined or seccomp=PROFILE.json (Docker's format); default: Docker's default profile")
 	return cmd
 }
 
@@ -129,6 +131,10 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		return err
 	}
 	limits, err := parseLimits(f)
+	if err != nil {
+		return err
+	}
+	seccomp, err := parseSecurityOpts(f.securityOpts)
 	if err != nil {
 		return err
 	}
@@ -226,6 +232,7 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		Network:       f.network,
 		Hostname:      f.hostname,
 		Limits:        limits,
+		Seccomp:       seccomp,
 		Progress:      rep,
 		Platform:      platform,
 		Jobs:          f.jobs,
