@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,15 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cgroupRoot is where the cgroup hierarchies are mounted.
-const cgroupRoot = "/sys/fs/cgroup"
-
-// cgroupParent is the directory, below each hierarchy, that holds one
-// cgroup per container.
-const cgroupParent = "lading"
-
 // cpuPeriod is the CFS period in microseconds used for CPU limits.
 const cpuPeriod = 100000
+
+// cgroupPrefix starts the name of every cgroup Run creates:
+// lading-<pid of the lading process>-<random>. The pid lets a later run
+// remove what a killed lading left behind.
+const cgroupPrefix = "lading-"
 
 // cgroup is one container's set of cgroup directories: one per v1
 // controller, or a single one on the unified (v2) hierarchy.
@@ -37,7 +36,8 @@ type limitFile struct {
 	value      string
 }
 
-// newCgroup creates the cgroups for l, or returns nil when l sets no limit.
+// newCgroup creates the cgroups for l below the cgroups lading runs in,
+// or returns nil when l sets no limit.
 func newCgroup(l Limits) (cg *cgroup, err error) {
 	if l == (Limits{}) {
 		return nil, nil
@@ -45,25 +45,26 @@ func newCgroup(l Limits) (cg *cgroup, err error) {
 	if l.Memory < 0 || l.Pids < 0 || l.CPUs < 0 {
 		return nil, fmt.Errorf("negative limit %+v", l)
 	}
+	own, err := ownCgroups()
+	if err != nil {
+		return nil, fmt.Errorf("finding lading's own cgroup: %w", err)
+	}
 	id, err := randomID()
 	if err != nil {
 		return nil, err
 	}
+	name := fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), id)
 	cg = &cgroup{}
 	defer func() {
 		if err != nil {
 			cg.remove()
 		}
 	}()
-	if isUnified() {
-		return cg, cg.createV2(id, limitFilesV2(l))
+	files := limitFilesV1(l)
+	if own.useV1(files) {
+		return cg, cg.createV1(own, name, files)
 	}
-	return cg, cg.createV1(id, limitFilesV1(l))
-}
-
-func isUnified() bool {
-	_, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers"))
-	return err == nil
+	return cg, cg.createV2(own, name, limitFilesV2(l))
 }
 
 func randomID() (string, error) {
@@ -112,18 +113,18 @@ func cpuQuota(cpus float64) int64 {
 	return q
 }
 
-// createV1 makes <hierarchy>/lading/<id> for each controller used.
-func (cg *cgroup) createV1(id string, files []limitFile) error {
+// createV1 makes <own cgroup>/<name> in the hierarchy of each
+// controller used.
+func (cg *cgroup) createV1(own *cgroupSet, name string, files []limitFile) error {
 	made := map[string]string{}
 	for _, f := range files {
 		dir, ok := made[f.controller]
 		if !ok {
-			dir = filepath.Join(cgroupRoot, f.controller, cgroupParent, id)
-			if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-				return fmt.Errorf("creating cgroup: %w", err)
-			}
+			parent := own.v1[f.controller]
+			removeStale(parent)
+			dir = filepath.Join(parent, name)
 			if err := os.Mkdir(dir, 0o755); err != nil {
-				return fmt.Errorf("creating cgroup: %w", err)
+				return fmt.Errorf("creating cgroup below lading's own %s cgroup: %w", f.controller, err)
 			}
 			made[f.controller] = dir
 			cg.dirs = append(cg.dirs, dir)
@@ -135,25 +136,45 @@ func (cg *cgroup) createV1(id string, files []limitFile) error {
 	return nil
 }
 
-// createV2 makes /sys/fs/cgroup/lading/<id>, enabling the controllers
-// used on the way down.
-func (cg *cgroup) createV2(id string, files []limitFile) error {
+// createV2 makes <own cgroup>/<name>. The controllers it needs must be
+// delegated to lading's cgroup (listed in its cgroup.controllers); it
+// enables them in that cgroup's cgroup.subtree_control if they are not
+// yet, which the kernel refuses while the cgroup holds processes of its
+// own. It never writes to a cgroup above lading's.
+func (cg *cgroup) createV2(own *cgroupSet, name string, files []limitFile) error {
+	if own.v2 == "" {
+		return errors.New("no cgroup v2 hierarchy and no v1 hierarchy for the limited controllers")
+	}
+	avail, err := readFields(filepath.Join(own.v2, "cgroup.controllers"))
+	if err != nil {
+		return err
+	}
+	enabled, err := readFields(filepath.Join(own.v2, "cgroup.subtree_control"))
+	if err != nil {
+		return err
+	}
 	var enable []string
 	for _, f := range files {
-		enable = append(enable, "+"+f.controller)
+		if !slices.Contains(avail, f.controller) {
+			return fmt.Errorf("controller %s is not delegated to lading's cgroup %s; run lading in a cgroup that delegates it (e.g. systemd-run --scope -p Delegate=yes)", f.controller, own.v2)
+		}
+		if !slices.Contains(enabled, f.controller) && !slices.Contains(enable, "+"+f.controller) {
+			enable = append(enable, "+"+f.controller)
+		}
 	}
-	parent := filepath.Join(cgroupRoot, cgroupParent)
-	if err := os.Mkdir(parent, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("creating cgroup: %w", err)
-	}
-	for _, dir := range []string{cgroupRoot, parent} {
-		if err := writeControl(dir, "cgroup.subtree_control", strings.Join(enable, " ")); err != nil {
+	if len(enable) > 0 {
+		err := writeControl(own.v2, "cgroup.subtree_control", strings.Join(enable, " "))
+		if errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("lading's cgroup %s holds processes, so it cannot hand controllers to sub-cgroups; run lading in a cgroup of its own (e.g. systemd-run --scope -p Delegate=yes): %w", own.v2, err)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	dir := filepath.Join(parent, id)
+	removeStale(own.v2)
+	dir := filepath.Join(own.v2, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		return fmt.Errorf("creating cgroup: %w", err)
+		return fmt.Errorf("creating cgroup below lading's own: %w", err)
 	}
 	cg.dirs = append(cg.dirs, dir)
 	for _, f := range files {
@@ -162,6 +183,52 @@ func (cg *cgroup) createV2(id string, files []limitFile) error {
 		}
 	}
 	return nil
+}
+
+// readFields returns the words of a control file.
+func readFields(name string) ([]string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading cgroup: %w", err)
+	}
+	return strings.Fields(string(b)), nil
+}
+
+// removeStale removes the cgroups in parent that a lading process no
+// longer running left behind (killed with SIGKILL before it could clean
+// up). Those still holding processes stay.
+func removeStale(parent string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		pid, ok := cgroupOwner(e.Name())
+		if !ok || !e.IsDir() || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
+			continue // its lading still runs (or we cannot tell)
+		}
+		unix.Rmdir(filepath.Join(parent, e.Name()))
+	}
+}
+
+// cgroupOwner returns the pid in a name made by newCgroup.
+func cgroupOwner(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, cgroupPrefix)
+	if !ok {
+		return 0, false
+	}
+	pidText, id, ok := strings.Cut(rest, "-")
+	if !ok || len(id) != 16 {
+		return 0, false
+	}
+	if _, err := hex.DecodeString(id); err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidText)
+	return pid, err == nil && pid > 0
 }
 
 func writeControl(dir, name, value string) error {

@@ -3,7 +3,8 @@
 // loopback for NetworkNone), a pivot_root into a prepared rootfs, /proc,
 // /dev and /sys, the build's /etc/hosts, /etc/resolv.conf and /etc/hostname,
 // extra bind and tmpfs mounts (RUN --mount), Docker's default
-// capabilities, and cgroup limits.
+// capabilities and seccomp filter, a session of its own with no
+// controlling terminal, and cgroup limits below lading's own cgroup.
 //
 // The container's init is this same binary, re-executed from a sealed
 // in-memory copy: every main (and TestMain) must call Init first.
@@ -86,7 +87,10 @@ type Mount struct {
 	Mode     uint32 // MountTmpfs: permissions of its root; 0 is 01777
 }
 
-// Limits are cgroup limits; zero means unlimited.
+// Limits are cgroup limits; zero means unlimited. The container's cgroup
+// is made below the cgroup lading runs in, on v1 and v2, so the caller's
+// own limits still hold; where that cgroup cannot be subdivided, Run
+// fails when limits are set (without limits it makes no cgroup).
 type Limits struct {
 	Memory int64   // bytes
 	Pids   int64   // processes

@@ -471,14 +471,22 @@ func TestMemoryAndCPULimits(t *testing.T) {
 	checkNoCgroups(t)
 }
 
-// checkNoCgroups fails if Run left a cgroup behind.
+// checkNoCgroups fails if Run left a cgroup behind: it looks only at
+// the cgroups this test process made, below its own ones.
 func checkNoCgroups(t *testing.T) {
 	t.Helper()
-	for _, c := range []string{"memory", "pids", "cpu", ""} {
-		entries, _ := os.ReadDir(filepath.Join(cgroupRoot, c, cgroupParent))
+	own, err := ownCgroups()
+	must(t, err)
+	mine := fmt.Sprintf("%s%d-", cgroupPrefix, os.Getpid())
+	dirs := []string{own.v2}
+	for _, d := range own.v1 {
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
 		for _, e := range entries {
-			if e.IsDir() {
-				t.Errorf("cgroup left: %s/%s", c, e.Name())
+			if strings.HasPrefix(e.Name(), mine) {
+				t.Errorf("cgroup left: %s/%s", d, e.Name())
 			}
 		}
 	}
