@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/lading-build/lading/internal/mountinfo"
 )
 
 // cgroupSet is where lading's own cgroups are: the directory of its
@@ -47,9 +49,9 @@ func ownCgroups() (*cgroupSet, error) {
 }
 
 // resolveCgroups joins the paths of /proc/self/cgroup (procCg) with the
-// cgroup mounts of mountinfo.
-func resolveCgroups(procCg, mountinfo string) (*cgroupSet, error) {
-	mounts := parseCgroupMounts(mountinfo)
+// cgroup mounts of the mountinfo text mi.
+func resolveCgroups(procCg, mi string) (*cgroupSet, error) {
+	mounts := parseCgroupMounts(mi)
 	set := &cgroupSet{v1: map[string]string{}}
 	for _, line := range strings.Split(strings.TrimSpace(procCg), "\n") {
 		parts := strings.SplitN(line, ":", 3)
@@ -96,11 +98,11 @@ type cgroupMount struct {
 	controllers []string // v1 controllers
 }
 
-// parseCgroupMounts returns the cgroup and cgroup2 mounts of a
-// mountinfo text, in order.
-func parseCgroupMounts(mountinfo string) []cgroupMount {
+// parseCgroupMounts returns the cgroup and cgroup2 mounts of the
+// mountinfo text mi, in order.
+func parseCgroupMounts(mi string) []cgroupMount {
 	var mounts []cgroupMount
-	for _, line := range strings.Split(mountinfo, "\n") {
+	for _, line := range strings.Split(mi, "\n") {
 		pre, post, ok := strings.Cut(line, " - ")
 		if !ok {
 			continue
@@ -109,7 +111,7 @@ func parseCgroupMounts(mountinfo string) []cgroupMount {
 		if len(f) < 5 || len(g) < 3 || (g[0] != "cgroup" && g[0] != "cgroup2") {
 			continue
 		}
-		m := cgroupMount{point: unescapeMountinfo(f[4]), root: unescapeMountinfo(f[3]), v2: g[0] == "cgroup2"}
+		m := cgroupMount{point: mountinfo.Unescape(f[4]), root: mountinfo.Unescape(f[3]), v2: g[0] == "cgroup2"}
 		if !m.v2 {
 			for _, o := range strings.Split(g[2], ",") {
 				if o != "rw" && o != "ro" && !strings.Contains(o, "=") && o != "xattr" && o != "clone_children" && o != "noprefix" && o != "cpuset_v2_mode" {
@@ -120,27 +122,6 @@ func parseCgroupMounts(mountinfo string) []cgroupMount {
 		mounts = append(mounts, m)
 	}
 	return mounts
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) of
-// mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // findMount returns the first mount of the v2 hierarchy, or of the v1

@@ -1,10 +1,10 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"sync"
 	"testing"
 )
@@ -25,9 +25,10 @@ func addProbe(tb testing.TB, root string) {
 		if probe.err != nil {
 			return
 		}
-		gobin := filepath.Join(goruntime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			gobin = "go"
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			probe.err = fmt.Errorf("the probe is built with the go command: %w", err)
+			return
 		}
 		cmd := exec.Command(gobin, "build", "-o", filepath.Join(probe.dir, "probe"), "./testdata/probe")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -41,9 +41,6 @@ const (
 // maxFilterLen is the kernel's limit on a filter's instructions.
 const maxFilterLen = 4096
 
-// x32Bit marks x32 syscall numbers on x86_64 (__X32_SYSCALL_BIT).
-const x32Bit = 0x40000000
-
 // seccompArches are the syscall tables this runtime can filter, by the
 // profile's architecture names. x32 shares x86_64's audit architecture
 // and is folded into its table with x32Bit set.

@@ -40,9 +40,3 @@ func TestBindReadOnly(t *testing.T) {
 	must(t, UnmountAll(inner))
 	assertNoMounts(t, work+"/target2")
 }
-
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/a\040b\134c`); got != `/a b\c` {
-		t.Errorf("got %q", got)
-	}
-}

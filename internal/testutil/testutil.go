@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lading-build/lading/internal/mountinfo"
 )
 
 // RequireRoot skips the test unless it runs as root.
@@ -83,7 +85,7 @@ func MountsUnder(t testing.TB, dir string) []string {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescape(fields[4])
+		mp := mountinfo.Unescape(fields[4])
 		if mp == dir || strings.HasPrefix(mp, dir+"/") {
 			out = append(out, mp)
 		}
@@ -100,34 +102,6 @@ func CheckNoMounts(t testing.TB, dir string) {
 			t.Errorf("mounts left behind under %s: %v", dir, m)
 		}
 	})
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for space, ...).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s)+0 && i+3 <= len(s)-1 {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func must(t testing.TB, err error) {
