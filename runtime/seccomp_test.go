@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -257,4 +260,89 @@ func TestSeccompProfileFile(t *testing.T) {
 			t.Errorf("got %q, want %q in it", got, want)
 		}
 	}
+}
+
+// TestSeccompTreeMatchesRules checks the compiled default filter against
+// a plain reading of the resolved profile, for every syscall number of
+// the native and compat tables (and a few beyond) with a few argument
+// values: the first rule whose conditions hold decides.
+func TestSeccompTreeMatchesRules(t *testing.T) {
+	info := nativeInfo(t)
+	run := filterVM(t, "")
+	p, err := mobyseccomp.GetDefaultProfile(&specs.Spec{Process: &specs.Process{
+		Capabilities: &specs.LinuxCapabilities{Bounding: capNamesOf(DefaultCaps)}}})
+	must(t, err)
+	def, err := seccompRet(p.DefaultAction, p.DefaultErrnoRet)
+	must(t, err)
+	compat := map[*arch.Info]*arch.Info{arch.X86_64: arch.I386, arch.AARCH64: arch.ARM}[info]
+	for _, table := range []*arch.Info{info, compat} {
+		if table == nil {
+			continue
+		}
+		wide := table == info
+		maxNr := 0
+		for n := range table.SyscallNumbers {
+			maxNr = max(maxNr, n)
+		}
+		for nr := 0; nr <= maxNr+3; nr++ {
+			for _, arg := range []uint64{0, 8, unix.CLONE_NEWUSER, 0xffffffff, 1 << 40} {
+				want := def
+				if nr > maxNr {
+					want = retErrno | uint32(unix.ENOSYS)
+				}
+				if name, ok := table.SyscallNumbers[nr]; ok {
+					want = referenceVerdict(t, p, name, arg, wide, def)
+				}
+				if got := run(table.ID, nr, arg, arg, arg); got != want {
+					t.Fatalf("%s %d (%s) with %#x: got %#x, want %#x", table.Name, nr, table.SyscallNumbers[nr], arg, got, want)
+				}
+			}
+		}
+	}
+}
+
+// referenceVerdict reads the profile for one call whose arguments all
+// equal arg.
+func referenceVerdict(t *testing.T, p *specs.LinuxSeccomp, name string, arg uint64, wide bool, def uint32) uint32 {
+	if !wide {
+		arg &= 0xffffffff
+	}
+	for _, sc := range p.Syscalls {
+		if !slices.Contains(sc.Names, name) {
+			continue
+		}
+		ret, err := seccompRet(sc.Action, sc.ErrnoRet)
+		must(t, err)
+		alts, err := argAlternatives(sc.Args)
+		must(t, err)
+		for _, args := range alts {
+			holds := true
+			for _, c := range args {
+				v, v2 := c.Value, c.ValueTwo
+				if !wide {
+					v, v2 = v&0xffffffff, v2&0xffffffff
+				}
+				switch c.Op {
+				case specs.OpEqualTo:
+					holds = holds && arg == v
+				case specs.OpNotEqual:
+					holds = holds && arg != v
+				case specs.OpLessThan:
+					holds = holds && arg < v
+				case specs.OpLessEqual:
+					holds = holds && arg <= v
+				case specs.OpGreaterThan:
+					holds = holds && arg > v
+				case specs.OpGreaterEqual:
+					holds = holds && arg >= v
+				case specs.OpMaskedEqual:
+					holds = holds && arg&v == v2
+				}
+			}
+			if holds {
+				return ret
+			}
+		}
+	}
+	return def
 }
