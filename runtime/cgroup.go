@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,6 +41,7 @@ type limitFile struct {
 // or returns nil when l sets no limit.
 func newCgroup(l Limits) (cg *cgroup, err error) {
 	if l == (Limits{}) {
+		sweepOnce.Do(sweepStale)
 		return nil, nil
 	}
 	if l.Memory < 0 || l.Pids < 0 || l.CPUs < 0 {
@@ -192,6 +194,23 @@ func readFields(name string) ([]string, error) {
 		return nil, fmt.Errorf("reading cgroup: %w", err)
 	}
 	return strings.Fields(string(b)), nil
+}
+
+// sweepOnce lets the first run without limits remove what killed lading
+// processes left, as every run with limits does in the cgroups it uses.
+var sweepOnce sync.Once
+
+func sweepStale() {
+	own, err := ownCgroups()
+	if err != nil {
+		return
+	}
+	for _, dir := range own.v1 {
+		removeStale(dir)
+	}
+	if own.v2 != "" {
+		removeStale(own.v2)
+	}
 }
 
 // removeStale removes the cgroups in parent that a lading process no

@@ -63,7 +63,7 @@ func nativeArch() (specs.Arch, error) {
 	case "arm":
 		return specs.ArchARM, nil
 	}
-	return "", fmt.Errorf("no seccomp syscall table for %s", goruntime.GOARCH)
+	return "", fmt.Errorf("no seccomp syscall table for %s (--security-opt seccomp=unconfined runs steps without a filter)", goruntime.GOARCH)
 }
 
 // seccompFilters caches compiled filters by profile text.
