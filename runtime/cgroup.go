@@ -138,43 +138,64 @@ func (cg *cgroup) createV1(own *cgroupSet, name string, files []limitFile) error
 	return nil
 }
 
-// createV2 makes <own cgroup>/<name>. The controllers it needs must be
-// delegated to lading's cgroup (listed in its cgroup.controllers); it
+// v2Home is the cgroup v2 lading started in, once it has moved itself
+// into a leaf below it (see leaveHome); step cgroups are made beside that
+// leaf. mu also keeps concurrent runs from enabling controllers at once.
+var v2Home struct {
+	mu  sync.Mutex
+	dir string
+}
+
+// createV2 makes <lading's cgroup>/<name>. The controllers it needs must
+// be delegated to lading's cgroup (listed in its cgroup.controllers); it
 // enables them in that cgroup's cgroup.subtree_control if they are not
-// yet, which the kernel refuses while the cgroup holds processes of its
-// own. It never writes to a cgroup above lading's.
+// yet. The kernel refuses that while the cgroup holds processes ("no
+// internal processes"): when lading is the only one, it first moves
+// itself into a leaf below; when others are there, the cgroup cannot be
+// subdivided and createV2 says so. It never writes to a cgroup above
+// lading's.
 func (cg *cgroup) createV2(own *cgroupSet, name string, files []limitFile) error {
-	if own.v2 == "" {
+	v2Home.mu.Lock()
+	defer v2Home.mu.Unlock()
+	home := own.v2
+	if v2Home.dir != "" {
+		home = v2Home.dir
+	}
+	if home == "" {
 		return errors.New("no cgroup v2 hierarchy and no v1 hierarchy for the limited controllers")
 	}
-	avail, err := readFields(filepath.Join(own.v2, "cgroup.controllers"))
+	avail, err := readFields(filepath.Join(home, "cgroup.controllers"))
 	if err != nil {
 		return err
 	}
-	enabled, err := readFields(filepath.Join(own.v2, "cgroup.subtree_control"))
+	enabled, err := readFields(filepath.Join(home, "cgroup.subtree_control"))
 	if err != nil {
 		return err
 	}
 	var enable []string
 	for _, f := range files {
 		if !slices.Contains(avail, f.controller) {
-			return fmt.Errorf("controller %s is not delegated to lading's cgroup %s; run lading in a cgroup that delegates it (e.g. systemd-run --scope -p Delegate=yes)", f.controller, own.v2)
+			return fmt.Errorf("controller %s is not delegated to lading's cgroup %s; run lading in a cgroup that delegates it (e.g. systemd-run --scope -p Delegate=yes)", f.controller, home)
 		}
 		if !slices.Contains(enabled, f.controller) && !slices.Contains(enable, "+"+f.controller) {
 			enable = append(enable, "+"+f.controller)
 		}
 	}
 	if len(enable) > 0 {
-		err := writeControl(own.v2, "cgroup.subtree_control", strings.Join(enable, " "))
-		if errors.Is(err, unix.EBUSY) {
-			return fmt.Errorf("lading's cgroup %s holds processes, so it cannot hand controllers to sub-cgroups; run lading in a cgroup of its own (e.g. systemd-run --scope -p Delegate=yes): %w", own.v2, err)
+		err := writeControl(home, "cgroup.subtree_control", strings.Join(enable, " "))
+		if errors.Is(err, unix.EBUSY) && v2Home.dir == "" {
+			if err := leaveHome(home); err != nil {
+				return err
+			}
+			v2Home.dir = home
+			err = writeControl(home, "cgroup.subtree_control", strings.Join(enable, " "))
 		}
 		if err != nil {
 			return err
 		}
 	}
-	removeStale(own.v2)
-	dir := filepath.Join(own.v2, name)
+	removeStale(home)
+	dir := filepath.Join(home, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("creating cgroup below lading's own: %w", err)
 	}
@@ -183,6 +204,36 @@ func (cg *cgroup) createV2(own *cgroupSet, name string, files []limitFile) error
 		if err := writeControl(dir, f.name, f.value); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// leaveHome moves lading, when it is the only process in cgroup home,
+// into a new leaf cgroup below it, so that home may hand controllers to
+// sub-cgroups. The leaf is named like a step cgroup, so a later run
+// removes it once this process is gone.
+func leaveHome(home string) error {
+	procs, err := readFields(filepath.Join(home, "cgroup.procs"))
+	if err != nil {
+		return err
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, p := range procs {
+		if p != self {
+			return fmt.Errorf("lading's cgroup %s holds other processes (%s), so it cannot be subdivided for limits; run lading in a cgroup of its own (e.g. systemd-run --scope -p Delegate=yes)", home, p)
+		}
+	}
+	id, err := randomID()
+	if err != nil {
+		return err
+	}
+	leaf := filepath.Join(home, fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), id))
+	if err := os.Mkdir(leaf, 0o755); err != nil {
+		return fmt.Errorf("creating cgroup for lading itself: %w", err)
+	}
+	if err := writeControl(leaf, "cgroup.procs", self); err != nil {
+		unix.Rmdir(leaf)
+		return fmt.Errorf("moving lading into %s: %w", leaf, err)
 	}
 	return nil
 }

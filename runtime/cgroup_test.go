@@ -301,3 +301,31 @@ func TestCreateV2(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaveHome runs the v2 move of lading into a leaf on a plain
+// directory standing in for its cgroup: refused while other processes
+// share the cgroup, done when lading is alone.
+func TestLeaveHome(t *testing.T) {
+	home := t.TempDir()
+	self := strconv.Itoa(os.Getpid())
+	writeFile(t, filepath.Join(home, "cgroup.procs"), "1\n"+self+"\n")
+	if err := leaveHome(home); err == nil || !strings.Contains(err.Error(), "other processes") {
+		t.Errorf("shared cgroup: got %v", err)
+	}
+	writeFile(t, filepath.Join(home, "cgroup.procs"), self+"\n")
+	must(t, leaveHome(home))
+	entries, err := os.ReadDir(home)
+	must(t, err)
+	var leaves []string
+	for _, e := range entries {
+		if pid, ok := cgroupOwner(e.Name()); ok && pid == os.Getpid() {
+			leaves = append(leaves, e.Name())
+		}
+	}
+	if len(leaves) != 1 {
+		t.Fatalf("leaves %v", leaves)
+	}
+	if b, _ := os.ReadFile(filepath.Join(home, leaves[0], "cgroup.procs")); string(b) != self {
+		t.Errorf("leaf cgroup.procs %q, want %s", b, self)
+	}
+}
