@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -219,6 +221,9 @@ func nestedChild(t *testing.T, root string) {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
+	// Go dies when it cannot make a thread it needs: make the threads
+	// now, before the step fills the cgroup. Idle threads are kept.
+	spareThreads(8)
 	out, errOut, err := sh(t, Spec{Rootfs: root, Limits: Limits{Pids: 1000}}, `
 		grep -c lading- /proc/self/cgroup
 		# A failed fork ends the subshell, not the step.
@@ -328,4 +333,21 @@ func TestLeaveHome(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(home, leaves[0], "cgroup.procs")); string(b) != self {
 		t.Errorf("leaf cgroup.procs %q, want %s", b, self)
 	}
+}
+
+// spareThreads makes n OS threads that the Go runtime keeps idle.
+func spareThreads(n int) {
+	var locked, release sync.WaitGroup
+	locked.Add(n)
+	release.Add(1)
+	for range n {
+		go func() {
+			goruntime.LockOSThread()
+			locked.Done()
+			release.Wait()
+			goruntime.UnlockOSThread()
+		}()
+	}
+	locked.Wait()
+	release.Done()
 }
