@@ -164,8 +164,8 @@ type lockedThread struct {
 	done chan struct{}
 }
 
-// startLocked starts cmd from a new locked thread that stays alive until
-// release is called.
+// startLocked starts cmd from a thread locked to a new goroutine, which
+// keeps it until release is called.
 func startLocked(cmd *exec.Cmd) (*lockedThread, error) {
 	t := &lockedThread{done: make(chan struct{})}
 	started := make(chan error, 1)
