@@ -82,6 +82,11 @@ func Open(dir string) (*Cache, error) {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
 	c := &Cache{dir: abs}
+	// Records name private layers: the owner's only, also in caches of
+	// older versions.
+	if err := atomicfile.Private(abs, "records"); err != nil {
+		return nil, fmt.Errorf("opening cache: %w", err)
+	}
 	for _, d := range []string{"records", "parents", "locks", "stat", "tmp"} {
 		if err := os.MkdirAll(c.path(d), 0o755); err != nil {
 			return nil, fmt.Errorf("opening cache: %w", err)
@@ -166,7 +171,7 @@ func (c *Cache) Put(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("storing cache record %s: %w", r.Key, err)
 	}
-	if err := atomicfile.WriteIn(c.path("tmp"), c.path("records", h), data, 0o644); err != nil {
+	if err := atomicfile.WriteIn(c.path("tmp"), c.path("records", h), data, 0o600); err != nil {
 		return fmt.Errorf("storing cache record %s: %w", r.Key, err)
 	}
 	// The index only helps Explain find candidates; a missing or stale

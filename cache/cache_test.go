@@ -404,3 +404,44 @@ func TestKill9DuringPuts(t *testing.T) {
 	}
 	t.Logf("%d whole records survived 3 kills", len(recs))
 }
+
+// TestRecordModes: records are the owner's only, also in a cache an older
+// version left world-readable.
+func TestRecordModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := testKey("record-modes", 0)
+	if err := c.Put(&Record{Key: key, Snapshot: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := keyHex(key)
+	rec := c.path("records", h)
+	perm := func(p string) os.FileMode {
+		info, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Mode().Perm()
+	}
+	if m := perm(rec); m != 0o600 {
+		t.Errorf("record mode %o, want 600", m)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if m := perm(dir); m != 0o700 {
+		t.Errorf("cache dir mode %o, want 700", m)
+	}
+	if m := perm(rec); m != 0o600 {
+		t.Errorf("old record mode %o, want 600", m)
+	}
+}

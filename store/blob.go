@@ -169,7 +169,7 @@ func (w *BlobWriter) Commit(expected string) (digest string, size int64, err err
 	if info, err := os.Stat(dst); err == nil && info.Size() == w.n {
 		return digest, w.n, nil
 	}
-	if err := w.f.Chmod(0o644); err != nil {
+	if err := w.f.Chmod(0o600); err != nil {
 		return "", 0, fmt.Errorf("committing blob %s: %w", digest, err)
 	}
 	if err := w.f.Sync(); err != nil {

@@ -158,5 +158,5 @@ func (s *Store) updateNames(change func(map[string]Name) error) error {
 	if err != nil {
 		return fmt.Errorf("writing names: %w", err)
 	}
-	return atomicfile.WriteIn(s.Path("tmp"), s.Path("names.json"), append(b, '\n'), 0o644)
+	return atomicfile.WriteIn(s.Path("tmp"), s.Path("names.json"), append(b, '\n'), 0o600)
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 // ErrNotFound is returned (wrapped) when a name or blob does not exist.
@@ -45,8 +47,14 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	s := &Store{root: abs}
+	// Layers of private images live here: the root is the owner's only
+	// (0700). Roots of older versions were 0755 with 0644 files; the
+	// first Open tightens them.
+	if err := atomicfile.Private(abs, ".", filepath.Join("blobs", "sha256")); err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
 	for _, d := range []string{s.Path("blobs", "sha256"), s.Path("tmp"), s.Path("locks")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("opening store: %w", err)
 		}
 	}
