@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // base holds what both snapshotters share: the metadata store and the
@@ -27,11 +29,35 @@ func (b *base) Stat(ctx context.Context, key string) (Info, error) {
 	return r.info(), nil
 }
 
+// Commit makes the active snapshot's files durable (syncfs of the
+// filesystem holding them), then records it as committed, so a power
+// loss never leaves a committed snapshot (and the cache record the
+// builder writes after it) over files the kernel had not written yet.
 func (b *base) Commit(ctx context.Context, name, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	r, err := b.lookup(key, kindActive)
+	if err != nil {
+		return err
+	}
+	if err := syncFS(b.st.snapshotDir(r.ID)); err != nil {
+		return fmt.Errorf("committing %q: %w", key, err)
+	}
 	return b.st.locked(func() error { return b.st.commit(name, key) })
+}
+
+// syncFS writes the dirty data of the filesystem holding dir to disk.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
 }
 
 func (b *base) Remove(ctx context.Context, key string) error {

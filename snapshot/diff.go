@@ -28,6 +28,11 @@ type layerWriter struct {
 	// pending holds unchanged directories on the current path, written
 	// only when something below them is (tree diff).
 	pending []pendingDir
+	// copied is when the upper tree was copied from the lower one (tree
+	// diff): a file whose ctime is older was not touched since, so equal
+	// size and mtime prove it unchanged. Nil when unknown: such files
+	// are compared by content.
+	copied *unix.Timespec
 }
 
 type pendingDir struct {
@@ -259,9 +264,11 @@ func (lw *layerWriter) walk(root, rel string, overlay bool) error {
 }
 
 // writeTreeDiff writes the changes of the tree upper over the tree lower
-// ("" for none).
-func writeTreeDiff(ctx context.Context, upper, lower string, w io.Writer, opts DiffOptions) error {
+// ("" for none). copied is when upper was copied from lower, nil when
+// unknown (see layerWriter.copied).
+func writeTreeDiff(ctx context.Context, upper, lower string, copied *unix.Timespec, w io.Writer, opts DiffOptions) error {
 	lw := newLayerWriter(ctx, w, opts)
+	lw.copied = copied
 	var err error
 	if lower == "" {
 		err = lw.walk(upper, "", false)
@@ -326,7 +333,7 @@ func (lw *layerWriter) compareChild(upper, lower string, c child) error {
 		}
 	}
 	if lst != nil && isDir(c.st) && isDir(lst) {
-		same, err := sameEntry(full, filepath.Join(lower, c.rel), c.st, lst)
+		same, err := lw.sameEntry(full, filepath.Join(lower, c.rel), c.st, lst)
 		if err != nil {
 			return err
 		}
@@ -345,7 +352,7 @@ func (lw *layerWriter) compareChild(upper, lower string, c child) error {
 		return nil
 	}
 	if lst != nil {
-		same, err := sameEntry(full, filepath.Join(lower, c.rel), c.st, lst)
+		same, err := lw.sameEntry(full, filepath.Join(lower, c.rel), c.st, lst)
 		if err != nil || same {
 			return err
 		}
@@ -368,8 +375,11 @@ func (lw *layerWriter) flushEntry(full, rel string, st *unix.Stat_t) error {
 
 // sameEntry reports whether two entries of one type look unchanged. A
 // regular file whose mtime changed but whose size and bytes did not counts
-// as unchanged.
-func sameEntry(up, low string, ust, lst *unix.Stat_t) (bool, error) {
+// as unchanged. Equal size and mtime are not enough: `cp -p`, `tar -x`
+// and `touch -r` rewrite a file and put its old mtime back. Only a ctime
+// older than the copy (which nothing can set) proves the file untouched;
+// otherwise the bytes are compared.
+func (lw *layerWriter) sameEntry(up, low string, ust, lst *unix.Stat_t) (bool, error) {
 	if ust.Mode != lst.Mode || ust.Uid != lst.Uid || ust.Gid != lst.Gid {
 		return false, nil
 	}
@@ -383,7 +393,10 @@ func sameEntry(up, low string, ust, lst *unix.Stat_t) (bool, error) {
 		if ust.Size != lst.Size {
 			return false, nil
 		}
-		if !sameTime {
+		if ust.Dev == lst.Dev && ust.Ino == lst.Ino {
+			break // one file, seen through two views
+		}
+		if !sameTime || !lw.untouched(ust) {
 			eq, err := sameContent(up, low)
 			if err != nil || !eq {
 				return false, err
@@ -420,6 +433,13 @@ func sameEntry(up, low string, ust, lst *unix.Stat_t) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// untouched reports whether the upper file st is known not to have
+// changed since the upper tree was copied.
+func (lw *layerWriter) untouched(st *unix.Stat_t) bool {
+	c := lw.copied
+	return c != nil && (st.Ctim.Sec < c.Sec || st.Ctim.Sec == c.Sec && st.Ctim.Nsec < c.Nsec)
 }
 
 func sameContent(a, b string) (bool, error) {

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 type nativeSnapshotter struct {
@@ -31,6 +35,12 @@ func (n *nativeSnapshotter) Prepare(ctx context.Context, key, parent string) (_ 
 		// The record pins the parent (Remove refuses it) while the
 		// copy runs outside the lock.
 		if err := copyTree(ctx, n.st.fsDir(r.Chain[0]), n.st.fsDir(r.ID)); err != nil {
+			_ = n.Remove(context.WithoutCancel(ctx), key)
+			return nil, fmt.Errorf("preparing %q: %w", key, err)
+		}
+		// Its ctime, from the filesystem's own clock, is later than
+		// or equal to that of every file the copy made (see Diff).
+		if err := os.WriteFile(n.copiedMarker(r.ID), nil, 0o600); err != nil {
 			_ = n.Remove(context.WithoutCancel(ctx), key)
 			return nil, fmt.Errorf("preparing %q: %w", key, err)
 		}
@@ -75,10 +85,26 @@ func (n *nativeSnapshotter) Diff(ctx context.Context, name string, w io.Writer, 
 	if len(r.Chain) > 0 {
 		lower = n.st.fsDir(r.Chain[0])
 	}
-	if err := writeTreeDiff(ctx, n.st.fsDir(r.ID), lower, w, opts); err != nil {
+	if err := writeTreeDiff(ctx, n.st.fsDir(r.ID), lower, n.copiedAt(r.ID), w, opts); err != nil {
 		return fmt.Errorf("diffing %q: %w", name, err)
 	}
 	return nil
+}
+
+// copiedMarker is the file Prepare creates once the parent's tree is
+// copied.
+func (n *nativeSnapshotter) copiedMarker(id string) string {
+	return filepath.Join(n.st.snapshotDir(id), "copied")
+}
+
+// copiedAt returns the ctime of the copied marker; nil (compare every
+// file's bytes) for snapshots made before there was one.
+func (n *nativeSnapshotter) copiedAt(id string) *unix.Timespec {
+	var st unix.Stat_t
+	if err := unix.Stat(n.copiedMarker(id), &st); err != nil {
+		return nil
+	}
+	return &st.Ctim
 }
 
 func (n *nativeSnapshotter) Apply(ctx context.Context, key string, rd io.Reader) error {
@@ -97,7 +123,7 @@ func (n *nativeSnapshotter) Apply(ctx context.Context, key string, rd io.Reader)
 // arbitrary directories such as two mounted views (used to squash a
 // stage's layers into one).
 func DiffDirs(ctx context.Context, lower, upper string, w io.Writer, opts DiffOptions) error {
-	if err := writeTreeDiff(ctx, upper, lower, w, opts); err != nil {
+	if err := writeTreeDiff(ctx, upper, lower, nil, w, opts); err != nil {
 		return fmt.Errorf("diffing %s against %s: %w", upper, lower, err)
 	}
 	return nil

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,6 +37,7 @@ func runSuite(t *testing.T, newSn newFunc) {
 		{"ApplyUnsafe", testApplyUnsafe},
 		{"Usage", testUsage},
 		{"Walk", testWalk},
+		{"SameSizeMtimeRewrite", testSameSizeMtimeRewrite},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -541,5 +544,45 @@ func testUsage(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
 	}
 	if _, err := sn.Usage(ctx, "missing"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Usage(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+// testSameSizeMtimeRewrite: a file rewritten with the same size and its
+// old mtime put back (touch -r, cp -p, tar -x) is still a change.
+func testSameSizeMtimeRewrite(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	commitTree(t, ctx, sn, work, "base", "", func(root string) {
+		for _, f := range []string{"touched", "copied", "same"} {
+			writeFile(t, filepath.Join(root, f), "hello", 0o644)
+			must(t, os.Chtimes(filepath.Join(root, f), old, old))
+		}
+	})
+	commitTree(t, ctx, sn, work, "step", "base", func(root string) {
+		// touch -r: new bytes, the old mtime put back.
+		p := filepath.Join(root, "touched")
+		writeFile(t, p, "jello", 0o644)
+		must(t, os.Chtimes(p, old, old))
+		// cp -p from a file with the same size and mtime.
+		src := filepath.Join(work, "src")
+		writeFile(t, src, "yello", 0o644)
+		must(t, os.Chtimes(src, old, old))
+		if out, err := exec.Command("cp", "-p", src, filepath.Join(root, "copied")).CombinedOutput(); err != nil {
+			t.Fatalf("cp -p: %v: %s", err, out)
+		}
+		// Same bytes written again: no change.
+		p = filepath.Join(root, "same")
+		writeFile(t, p, "hello", 0o644)
+		must(t, os.Chtimes(p, old, old))
+	})
+	var layer bytes.Buffer
+	must(t, sn.Diff(ctx, "step", &layer, DiffOptions{}))
+	names := " " + strings.Join(tarNames(tarHeaders(t, layer.Bytes())), " ") + " "
+	for _, want := range []string{"touched", "copied"} {
+		if !strings.Contains(names, " "+want+" ") {
+			t.Errorf("layer lacks rewritten %s:%s", want, names)
+		}
+	}
+	if _, ok := any(sn).(*nativeSnapshotter); ok && strings.Contains(names, " same ") {
+		t.Errorf("layer has the file rewritten with its own bytes:%s", names)
 	}
 }
