@@ -82,7 +82,7 @@ func (a *archive) Export(ctx context.Context, img v1.Image) error {
 			return fmt.Errorf("exporting image: %w", err)
 		}
 	}
-	return writeAtomic(ctx, a.path, func(f *os.File) error {
+	err = writeAtomic(ctx, a.path, func(f *os.File) error {
 		t := &tarFile{f: f}
 		if err := t.bytes("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 			return err
@@ -111,6 +111,11 @@ func (a *archive) Export(ctx context.Context, img v1.Image) error {
 		}
 		return t.close()
 	})
+	if err != nil {
+		dgst, _ := img.Digest()
+		return fmt.Errorf("exporting image %s: %w", dgst, err)
+	}
+	return nil
 }
 
 func writeBlob(t *tarFile, b blob) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	goruntime "runtime"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -120,17 +119,19 @@ func (l *storeLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil
 func (l *storeLayer) Size() (int64, error)                { return l.size, nil }
 func (l *storeLayer) MediaType() (types.MediaType, error) { return l.mt, nil }
 
-// Compressed opens the blob.
+// Compressed opens the blob. It is verified as it streams: a blob whose
+// bytes do not match its digest fails the read at its end (see
+// store.OpenVerified), so no exporter or push passes it on.
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 	return l.open()
 }
 
-func (l *storeLayer) open() (*os.File, error) {
-	f, err := l.s.OpenBlob(l.digest.String())
+func (l *storeLayer) open() (io.ReadCloser, error) {
+	rc, err := l.s.OpenVerified(l.digest.String(), l.size)
 	if err != nil {
 		return nil, fmt.Errorf("opening layer: %w", err)
 	}
-	return f, nil
+	return rc, nil
 }
 
 // Uncompressed opens the blob and decompresses it as its media type says.

@@ -83,9 +83,9 @@ func putBytes(s *store.Store, b []byte, want v1.Hash) error {
 	return err
 }
 
-// readBlob reads a whole small blob (a manifest or config).
+// readBlob reads a whole small blob (a manifest or config), verified.
 func readBlob(s *store.Store, digest string) ([]byte, error) {
-	f, err := s.OpenBlob(digest)
+	f, err := s.OpenVerified(digest, -1)
 	if err != nil {
 		return nil, err
 	}

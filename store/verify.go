@@ -1,0 +1,115 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+)
+
+// ErrCorruptBlob is returned (wrapped) when a stored blob's bytes do not
+// hash to its digest. The blob has then been removed from the store, so
+// the next build re-creates it (a cache record whose layer is missing is
+// a miss) and the next pull fetches it again.
+var ErrCorruptBlob = errors.New("corrupt blob")
+
+// OpenVerified opens a blob for streaming and checks it while it is read:
+// once the reader has returned the last byte (or io.EOF), the bytes must
+// hash to digest, or the read fails with an error wrapping ErrCorruptBlob
+// and ErrDigestMismatch, and the blob is removed. size is the size the
+// caller expects (from a descriptor); -1 accepts any. A blob of another
+// size fails before any byte is returned: removed when its bytes do not
+// match its digest either (torn), kept when only the caller's size is
+// wrong.
+func (s *Store) OpenVerified(digest string, size int64) (io.ReadCloser, error) {
+	f, err := s.OpenBlob(digest)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening blob %s: %w", digest, err)
+	}
+	v := &verifier{s: s, f: f, digest: digest, size: info.Size(), h: sha256.New()}
+	if size >= 0 && info.Size() != size {
+		defer v.Close()
+		if _, err := io.Copy(io.Discard, v); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("blob %s is %d bytes, but its descriptor says %d", digest, info.Size(), size)
+	}
+	return v, nil
+}
+
+// VerifyBlob reads a whole blob and checks it as OpenVerified does.
+func (s *Store) VerifyBlob(digest string) error {
+	r, err := s.OpenVerified(digest, -1)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = io.Copy(io.Discard, r)
+	return err
+}
+
+// corrupt removes a bad blob and returns the error that says so.
+func (s *Store) corrupt(digest, why string) error {
+	rmErr := s.DeleteBlob(digest)
+	msg := "removed it from the store; build or pull again to re-create it"
+	if rmErr != nil {
+		msg = fmt.Sprintf("could not remove it: %v", rmErr)
+	}
+	return fmt.Errorf("blob %s: %w (%w: %s): %s", digest, ErrCorruptBlob, ErrDigestMismatch, why, msg)
+}
+
+// verifier hashes a blob as it is read and checks the digest when the
+// last byte has been read.
+type verifier struct {
+	s      *Store
+	f      *os.File
+	digest string
+	size   int64 // of the file when opened
+	n      int64
+	h      hash.Hash
+	err    error // sticky result of the check
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.f.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.n > v.size {
+		v.err = v.s.corrupt(v.digest, "it grew while being read")
+		return n, v.err
+	}
+	if v.n == v.size || err == io.EOF {
+		if v.err = v.check(); v.err == nil {
+			v.err = io.EOF
+		}
+		if n > 0 && v.err == io.EOF {
+			return n, nil
+		}
+		return n, v.err
+	}
+	return n, err
+}
+
+func (v *verifier) check() error {
+	if v.n != v.size {
+		return v.s.corrupt(v.digest, fmt.Sprintf("read %d bytes of %d", v.n, v.size))
+	}
+	got := digestPrefix + hex.EncodeToString(v.h.Sum(nil))
+	if got != v.digest {
+		return v.s.corrupt(v.digest, "its bytes hash to "+got)
+	}
+	return nil
+}
+
+func (v *verifier) Close() error { return v.f.Close() }

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"testing"
+)
+
+func TestOpenVerified(t *testing.T) {
+	s := openTest(t)
+	data := bytes.Repeat([]byte("verified on the way out "), 5000)
+	d, size, err := s.WriteBlob(bytes.NewReader(data), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.OpenVerified(d, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("good blob: %d bytes, %v", len(got), err)
+	}
+	// A reader that stops at the descriptor's size still gets the check.
+	r, _ = s.OpenVerified(d, size)
+	if _, err := io.ReadAll(io.LimitReader(r, size)); err != nil {
+		t.Fatalf("limited read of a good blob: %v", err)
+	}
+	r.Close()
+
+	// Only the caller's size is wrong: an error, and the blob stays.
+	if _, err := s.OpenVerified(d, size+1); err == nil || errors.Is(err, ErrCorruptBlob) {
+		t.Fatalf("wrong descriptor size: err = %v, want a size error", err)
+	}
+	if !s.HasBlob(d) {
+		t.Fatal("a good blob was removed for a wrong descriptor size")
+	}
+
+	p, _ := s.BlobPath(d)
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err = s.OpenVerified(d, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, io.LimitReader(r, size))
+	r.Close()
+	if !errors.Is(err, ErrCorruptBlob) || !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("flipped blob: err = %v, want ErrCorruptBlob", err)
+	}
+	if s.HasBlob(d) {
+		t.Fatal("corrupt blob kept")
+	}
+
+	// Torn (shorter) blob: fails before a byte is read and is removed.
+	d2, size2, _ := s.WriteBlob(bytes.NewReader(data), "")
+	p2, _ := s.BlobPath(d2)
+	if err := os.Truncate(p2, size2/2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenVerified(d2, size2); !errors.Is(err, ErrCorruptBlob) {
+		t.Fatalf("torn blob: err = %v, want ErrCorruptBlob", err)
+	}
+	if s.HasBlob(d2) {
+		t.Fatal("torn blob kept")
+	}
+}
