@@ -157,14 +157,13 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 	}
 	defer b.cleanup(context.WithoutCancel(ctx))
 
-	if c := opts.Cache; c != nil {
-		// Keep prune away while this build writes blobs and snapshots.
-		release, err := c.Hold(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("opening build cache: %w", err)
-		}
-		defer release()
+	// Keep the garbage collector away while this build writes blobs,
+	// snapshots and records nothing references yet.
+	release, err := opts.Store.Hold(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	if c := opts.Cache; c != nil && !opts.NoCache {
 		var err error
 		if b.stat, err = cache.OpenStatCache(c.StatDir(), opts.ContextDir); err != nil {

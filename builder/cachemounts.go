@@ -3,17 +3,15 @@ package builder
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -27,16 +25,17 @@ import (
 
 // cacheMountDir is the directory of the cache mount id.
 func cacheMountDir(st *store.Store, id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return st.Path("cache-mounts", hex.EncodeToString(sum[:16]))
+	return st.CacheMountDir(id)
 }
 
 // recordCacheMountID remembers which id a cache mount directory holds, so
-// exports can name it.
+// exports can name it, and marks it used now (the directory's mtime, which
+// lading prune --filter until=... reads).
 func recordCacheMountID(base, id string) error {
 	p := filepath.Join(base, "id")
 	if b, err := readSmallFile(p); err == nil && string(b) == id {
-		return nil
+		now := time.Now()
+		return os.Chtimes(base, now, now)
 	}
 	return atomicfile.Write(p, []byte(id), 0o600)
 }
@@ -73,21 +72,14 @@ func realDir(p string) error {
 
 // CacheMountIDs lists the ids of the cache mounts under the store.
 func CacheMountIDs(st *store.Store) ([]string, error) {
-	entries, err := os.ReadDir(st.Path("cache-mounts"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	mounts, err := st.CacheMounts()
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for _, e := range entries {
-		b, err := readSmallFile(filepath.Join(st.Path("cache-mounts"), e.Name(), "id"))
-		if err == nil {
-			ids = append(ids, string(b))
-		}
+	ids := make([]string, len(mounts))
+	for i, m := range mounts {
+		ids[i] = m.ID
 	}
-	sort.Strings(ids)
 	return ids, nil
 }
 
@@ -165,6 +157,12 @@ func copyTree(ctx context.Context, tw *tar.Writer, dir, prefix string) error {
 // archive is applied inside the cache-mounts directory with the layer
 // applier's path checks, so a hostile archive cannot write elsewhere.
 func ImportCacheMounts(ctx context.Context, st *store.Store, r io.Reader) ([]string, error) {
+	// Keep lading prune --mounts from removing what is being imported.
+	release, err := st.Hold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("reading cache mount archive: %w", err)

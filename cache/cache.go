@@ -67,7 +67,6 @@ type Record struct {
 //	records/<hex>           one record per key, written atomically
 //	parents/<hex>/<hex>     index: records by parent key ("root" for "")
 //	locks/<hex>             per-key lock files (Lock)
-//	gc.lock                 shared by builds (Hold), exclusive for Prune
 //	stat/                   stat caches of build contexts (StatDir)
 //	tmp/                    in-flight writes
 type Cache struct {

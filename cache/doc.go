@@ -17,7 +17,7 @@
 // Lifecycle of one build against the cache, as the builder runs it:
 //
 //	c, err := cache.Open(filepath.Join(root, "cache"))
-//	release, err := c.Hold(ctx)          // shared: keeps Prune away until the build ends
+//	release, err := st.Hold(ctx)         // the store's lock, shared: keeps the collector away
 //	defer release()
 //	sc, err := cache.OpenStatCache(c.StatDir(), contextDir)
 //	defer sc.Save()                      // atomic; only when something new was hashed
@@ -53,8 +53,9 @@
 //	}
 //	parent = key // and the next step starts from rec.Snapshot
 //
-// `lading du` is Usage; `lading prune` is Prune(ctx, -1, ...) or, with
-// --keep-storage SIZE, Prune(ctx, SIZE, ...): least recently used records
+// `lading du` is Usage; `lading prune` (package gc, holding the store's
+// collection lock) is Prune(ctx, Policy{Keep: -1}, ...) or, with
+// --keep-storage SIZE, Prune(ctx, Policy{Keep: SIZE}, ...): least recently used records
 // go first, a record's dependents before it, each record file deleted
 // before its snapshot is removed.
 //

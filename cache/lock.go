@@ -30,18 +30,6 @@ func (c *Cache) Lock(ctx context.Context, key string) (unlock func() error, err 
 	return unlock, nil
 }
 
-// Hold takes the cache's shared lock for the length of a build so that
-// Prune (which takes it exclusively) never removes a record or snapshot a
-// running build is using. Several builds hold it at once. Do not call
-// Prune while holding it: Prune would wait for the caller itself.
-func (c *Cache) Hold(ctx context.Context) (release func() error, err error) {
-	release, err = flock(ctx, c.path("gc.lock"), unix.LOCK_SH)
-	if err != nil {
-		return nil, fmt.Errorf("holding cache: %w", err)
-	}
-	return release, nil
-}
-
 // flock locks the file path (created when missing) with how (LOCK_EX or
 // LOCK_SH), polling until it is free or ctx is done. Lock files may be
 // removed by Prune while it holds them, so after locking it checks that

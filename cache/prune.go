@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -24,7 +23,7 @@ type Usage struct {
 	Records     int
 	Snapshots   int          // distinct snapshots the records use
 	Size        int64        // distinct snapshot sizes plus distinct layer sizes
-	Reclaimable int64        // what Prune(ctx, -1, ...) would free: all of Size, as no record is pinned
+	Reclaimable int64        // what Prune(ctx, Policy{Keep: -1}, ...) would free: all of Size, as no record is pinned
 	Entries     []UsageEntry // most recently used first
 }
 
@@ -122,44 +121,30 @@ func sortLRU(recs []*Record) {
 	})
 }
 
+// Policy says which records Prune removes.
+type Policy struct {
+	// Keep is the size (as Usage counts it) to prune the cache down to;
+	// negative: no size target, every record Before allows goes.
+	Keep int64
+	// Before limits pruning to records last used before it; zero: any.
+	Before time.Time
+}
+
 // Prune removes records, least recently used first, until the cache's
-// size (as Usage counts it) is at most keep; keep < 0 removes everything.
-// Records whose parent is being removed go first (their snapshots are
-// children of its snapshot). For each record it deletes the record file
-// first and then, when no remaining record uses the snapshot, calls
-// remove(snapshot) (Snapshotter.Remove; it should treat a missing
+// size (as Usage counts it) is at most p.Keep, and only records last used
+// before p.Before. Records whose parent is being removed go first (their
+// snapshots are children of its snapshot). For each record it deletes the
+// record file first and then, when no remaining record uses the snapshot,
+// calls remove(snapshot) (Snapshotter.Remove; it should treat a missing
 // snapshot as success), so a crash in between leaves an unreferenced
 // snapshot, never a record without its snapshot. Layer blobs stay in the
 // store for its garbage collector; their sizes count as freed once no
 // record uses them.
 //
-// Prune holds the cache's lock exclusively, waiting for running builds
-// (Hold) to finish. A failing remove is reported, and pruning goes on.
-func (c *Cache) Prune(ctx context.Context, keep int64, sizeOf func(snapshot string) int64, remove func(ctx context.Context, snapshot string) error) (PruneStats, error) {
-	return c.PruneAndCollect(ctx, keep, sizeOf, remove, nil)
-}
-
-// PruneAndCollect is Prune, then, still holding the lock that keeps every
-// build away, calls collect with the records that remain, so the caller
-// can delete blobs nothing references any more without racing a build.
-func (c *Cache) PruneAndCollect(ctx context.Context, keep int64, sizeOf func(snapshot string) int64, remove func(ctx context.Context, snapshot string) error, collect func(live []*Record) error) (PruneStats, error) {
-	release, err := flock(ctx, c.path("gc.lock"), syscall.LOCK_EX)
-	if err != nil {
-		return PruneStats{}, fmt.Errorf("pruning cache: %w", err)
-	}
-	defer release()
-	stats, err := c.prune(ctx, keep, sizeOf, remove)
-	if err != nil || collect == nil {
-		return stats, err
-	}
-	live, err := c.Records()
-	if err != nil {
-		return stats, fmt.Errorf("pruning cache: %w", err)
-	}
-	return stats, collect(live)
-}
-
-func (c *Cache) prune(ctx context.Context, keep int64, sizeOf func(snapshot string) int64, remove func(ctx context.Context, snapshot string) error) (PruneStats, error) {
+// The caller holds the store's collection lock exclusively
+// (store.Collect), which keeps every build away; package gc does. A
+// failing remove is reported, and pruning goes on.
+func (c *Cache) Prune(ctx context.Context, p Policy, sizeOf func(snapshot string) int64, remove func(ctx context.Context, snapshot string) error) (PruneStats, error) {
 	recs, err := c.Records()
 	if err != nil {
 		return PruneStats{}, fmt.Errorf("pruning cache: %w", err)
@@ -172,19 +157,22 @@ func (c *Cache) prune(ctx context.Context, keep int64, sizeOf func(snapshot stri
 			children[r.Parent] = append(children[r.Parent], r)
 		}
 	}
-	p := &pruner{c: c, a: a, children: children, removed: map[string]bool{}, remove: remove}
+	pr := &pruner{c: c, a: a, children: children, removed: map[string]bool{}, remove: remove}
 	for _, r := range recs {
-		if keep >= 0 && a.total <= keep {
+		if p.Keep >= 0 && a.total <= p.Keep {
 			break
 		}
-		if err := ctx.Err(); err != nil {
-			return p.stats, fmt.Errorf("pruning cache: %w", err)
+		if !p.Before.IsZero() && !r.LastUsed.Before(p.Before) {
+			break // sorted: all the rest are newer
 		}
-		if err := p.removeTree(ctx, r); err != nil {
-			return p.stats, fmt.Errorf("pruning cache: %w", err)
+		if err := ctx.Err(); err != nil {
+			return pr.stats, fmt.Errorf("pruning cache: %w", err)
+		}
+		if err := pr.removeTree(ctx, r); err != nil {
+			return pr.stats, fmt.Errorf("pruning cache: %w", err)
 		}
 	}
-	return p.stats, errors.Join(p.errs...)
+	return pr.stats, errors.Join(pr.errs...)
 }
 
 type pruner struct {

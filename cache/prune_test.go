@@ -53,7 +53,7 @@ func (f *pruneFixture) sizeOf(s string) int64 { return f.sizes[s] }
 func (f *pruneFixture) prune(t *testing.T, keep int64) ([]string, PruneStats, error) {
 	t.Helper()
 	var removed []string
-	st, err := f.c.Prune(context.Background(), keep, f.sizeOf, func(_ context.Context, snap string) error {
+	st, err := f.c.Prune(context.Background(), Policy{Keep: keep}, f.sizeOf, func(_ context.Context, snap string) error {
 		recs, err := f.c.Records()
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +133,7 @@ func TestPruneLRU(t *testing.T) {
 	}
 	c.Get(testKey("Y", 0)) // now the most recent
 	var removed []string
-	_, err := c.Prune(context.Background(), 150, func(string) int64 { return 100 }, func(_ context.Context, s string) error {
+	_, err := c.Prune(context.Background(), Policy{Keep: 150}, func(string) int64 { return 100 }, func(_ context.Context, s string) error {
 		removed = append(removed, s)
 		return nil
 	})
@@ -149,7 +149,7 @@ func TestPruneRemoveError(t *testing.T) {
 	f := newPruneFixture(t)
 	boom := errors.New("boom")
 	var removed []string
-	_, err := f.c.Prune(context.Background(), -1, f.sizeOf, func(_ context.Context, s string) error {
+	_, err := f.c.Prune(context.Background(), Policy{Keep: -1}, f.sizeOf, func(_ context.Context, s string) error {
 		if s == "snapB" {
 			return boom
 		}
@@ -164,28 +164,6 @@ func TestPruneRemoveError(t *testing.T) {
 	}
 	if left := f.left(t); len(left) != 0 {
 		t.Errorf("records left: %v", left)
-	}
-}
-
-func TestPruneWaitsForBuilds(t *testing.T) {
-	f := newPruneFixture(t)
-	release, err := f.c.Hold(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	release2, err := f.c.Hold(context.Background()) // holds are shared
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := f.c.Prune(ctx, -1, f.sizeOf, func(context.Context, string) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Prune during a build = %v, want DeadlineExceeded", err)
-	}
-	release()
-	release2()
-	if _, _, err := f.prune(t, -1); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -230,5 +208,24 @@ func TestUsage(t *testing.T) {
 	}
 	if u.Entries[0].Size != 330 {
 		t.Errorf("C size = %d, want 330", u.Entries[0].Size)
+	}
+}
+
+// TestPruneBefore: only records unused since before the cutoff go (with
+// their dependents); newer ones stay.
+func TestPruneBefore(t *testing.T) {
+	f := newPruneFixture(t)
+	var removed []string
+	_, err := f.c.Prune(context.Background(), Policy{Keep: -1, Before: time.Now().Add(-4*time.Hour - 30*time.Minute)}, f.sizeOf,
+		func(_ context.Context, s string) error { removed = append(removed, s); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A (5h) goes with its dependents B, E, C; D (4h) is newer than the cutoff.
+	if want := []string{"snapC", "snapB", "snapA"}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	if got := f.left(t); !slices.Equal(got, []string{"D"}) {
+		t.Errorf("left %v, want [D]", got)
 	}
 }

@@ -39,6 +39,13 @@ func Pull(ctx context.Context, s *store.Store, ref string, opts RemoteOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
+	// The blobs are unreferenced until the name is tagged: keep the
+	// garbage collector away until then.
+	release, err := s.Hold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	img, err := pull(ctx, s, r, opts)
 	if err != nil {
 		return nil, &RemoteError{Op: "pulling", Ref: ref, Registry: r.Context().RegistryStr(), Err: err}

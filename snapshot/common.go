@@ -171,7 +171,25 @@ func (b *base) Usage(ctx context.Context, key string) (int64, error) {
 
 // Walk lists every snapshot whose name still leads to its record.
 func (b *base) Walk(ctx context.Context, fn func(Info) error) error {
-	var infos []Info
+	recs, err := b.records()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(r.info()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// records returns the record of every snapshot whose name still leads to
+// it.
+func (b *base) records() ([]record, error) {
+	var recs []record
 	err := b.st.locked(func() error {
 		entries, err := os.ReadDir(filepath.Join(b.st.dir, "snapshots"))
 		if err != nil {
@@ -185,20 +203,34 @@ func (b *base) Walk(ctx context.Context, fn func(Info) error) error {
 			if cur, err := b.st.get(r.Name); err != nil || cur.ID != r.ID {
 				continue
 			}
-			infos = append(infos, r.info())
+			recs = append(recs, r)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("listing snapshots: %w", err)
+		return nil, fmt.Errorf("listing snapshots: %w", err)
 	}
-	for _, info := range infos {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(info); err != nil {
-			return err
-		}
+	return recs, nil
+}
+
+// Dirs returns, for each snapshot of sn (by name or key, as Walk lists
+// them), the directory that holds all of its data and metadata, for disk
+// usage reports. It returns nil for Snapshotters of other packages.
+func Dirs(sn Snapshotter) (map[string]string, error) {
+	if b, ok := sn.(interface{ dirs() (map[string]string, error) }); ok {
+		return b.dirs()
 	}
-	return nil
+	return nil, nil
+}
+
+func (b *base) dirs() (map[string]string, error) {
+	recs, err := b.records()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(recs))
+	for _, r := range recs {
+		out[r.Name] = b.st.snapshotDir(r.ID)
+	}
+	return out, nil
 }

@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func mode(t *testing.T, path string) os.FileMode {
@@ -55,4 +58,45 @@ func TestPrivateModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("old root reopened")
+}
+
+// TestHoldCollect: holds are shared, Collect waits for every hold and says
+// so once, and holds wait for Collect.
+func TestHoldCollect(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	r1, err := s.Hold(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := s.Hold(ctx) // shared
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := 0
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Collect(short, func() { waited++ }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Collect while held: %v, want deadline exceeded", err)
+	}
+	if waited != 1 {
+		t.Errorf("waiting called %d times, want 1", waited)
+	}
+	r1()
+	r2()
+	release, err := s.Collect(ctx, func() { t.Error("waiting called with no holder") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	short2, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel2()
+	if _, err := s.Hold(short2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Hold during Collect: %v, want deadline exceeded", err)
+	}
+	release()
+	r, err := s.Hold(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
 }

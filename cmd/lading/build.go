@@ -214,7 +214,7 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	}
 	// Hold off lading prune from the first blob this build writes until
 	// its names are tagged.
-	release, err := buildCache.Hold(ctx)
+	release, err := st.Hold(ctx)
 	if err != nil {
 		return err
 	}

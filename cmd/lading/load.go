@@ -26,6 +26,12 @@ archive gives them. Prints one "DIGEST NAME..." line per image.`,
 			if err != nil {
 				return err
 			}
+			// The blobs are unreferenced until the names are tagged.
+			release, err := st.Hold(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer release()
 			entries, err := image.ArchiveContents(input)
 			if err != nil {
 				return err

@@ -84,7 +84,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("root", "", "state directory (default /var/lib/lading for root, $XDG_DATA_HOME/lading otherwise)")
-	root.AddCommand(newBuildCmd(), newImagesCmd(), newPruneCmd(), newDuCmd(), newCacheCmd(), newVersionCmd(),
+	root.AddCommand(newBuildCmd(), newImagesCmd(), newPruneCmd(), newDuCmd(), newCheckCmd(), newCacheCmd(), newVersionCmd(),
 		newPullCmd(), newPushCmd(), newTagCmd(), newRmiCmd(), newLoadCmd(), newSaveCmd(), newInspectCmd(), newLoginCmd(), newLogoutCmd())
 	return root
 }

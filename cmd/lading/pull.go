@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
 )
 
@@ -37,16 +36,6 @@ mirrors can also be set in $root/registries.json or /etc/lading/registries.json:
 			if o.Platform, err = parseRemotePlatform(platform); err != nil {
 				return err
 			}
-			// Keep lading prune from deleting blobs before the name lands.
-			c, err := cache.Open(st.Path("cache"))
-			if err != nil {
-				return err
-			}
-			release, err := c.Hold(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer release()
 			img, err := image.Pull(cmd.Context(), st, args[0], o)
 			if err != nil {
 				return err
