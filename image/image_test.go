@@ -606,7 +606,8 @@ func TestImportBadArchives(t *testing.T) {
 		{"absolute", []tar.Header{{Name: "/etc/evil", Typeflag: tar.TypeReg}}, []string{"x"}, ErrBadArchive},
 		{"bad digest name", []tar.Header{{Name: "blobs/sha256/../../x", Typeflag: tar.TypeReg}}, []string{"x"}, ErrBadArchive},
 		{"short digest", []tar.Header{{Name: "blobs/sha256/abc", Typeflag: tar.TypeReg}}, []string{"x"}, store.ErrInvalidDigest},
-		{"content mismatch", []tar.Header{{Name: "blobs/sha256/" + wrong.Hex, Typeflag: tar.TypeReg}}, []string{"x"}, store.ErrDigestMismatch},
+		{"content mismatch", []tar.Header{{Name: "index.json", Typeflag: tar.TypeReg}, {Name: "blobs/sha256/" + wrong.Hex, Typeflag: tar.TypeReg}},
+			[]string{`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + wrong.String() + `","size":1}]}`, "x"}, store.ErrDigestMismatch},
 		{"symlink blob", []tar.Header{{Name: "blobs/sha256/" + wrong.Hex, Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}}, []string{""}, ErrBadArchive},
 		{"no index", []tar.Header{{Name: "oci-layout", Typeflag: tar.TypeReg}}, []string{"{}"}, ErrBadArchive},
 	}

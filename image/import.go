@@ -74,15 +74,63 @@ func splitArchiveRef(ref string) (file, sel string) {
 	return ref, ""
 }
 
-// importOCI reads an OCI layout tar in one pass, storing every blob
-// (verified against its name), then loads the selected image.
+// importOCI imports from an OCI layout tar in two passes. The first
+// reads only tar headers and index.json; then the selected image's
+// manifests and config are read (each bounded, checked against its digest
+// and the size its descriptor claims) and checked: media types, sizes,
+// diff_ids. Only then does the second pass copy the image's blobs,
+// verified, into the store; a lying archive is refused before any layer
+// is read, and blobs of other images in the archive are not stored.
 func importOCI(ctx context.Context, s *store.Store, file, sel string) (v1.Image, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var index []byte
+	a, err := scanOCI(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(a.index))
+	if err != nil {
+		return nil, fmt.Errorf("parsing index.json: %w", err)
+	}
+	desc, err := selectManifest(idx, sel)
+	if err != nil {
+		return nil, err
+	}
+	manifest, blobs, err := a.plan(desc, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range blobs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if s.HasBlob(d.Digest.String()) {
+			continue
+		}
+		e := a.blobs[d.Digest.Hex]
+		if _, _, err := s.WriteBlob(ctxReader{ctx, io.NewSectionReader(f, e.off, e.size)}, d.Digest.String()); err != nil {
+			return nil, fmt.Errorf("storing blob %s: %w", d.Digest, err)
+		}
+	}
+	return Load(s, manifest.String())
+}
+
+// ociArchive is what the first pass learns of an OCI layout tar.
+type ociArchive struct {
+	f     *os.File
+	index []byte
+	blobs map[string]tarEntry // by hex digest
+}
+
+// tarEntry is where a regular file's data lies in the tar.
+type tarEntry struct{ off, size int64 }
+
+// scanOCI reads the tar's headers (skipping data) and index.json.
+func scanOCI(ctx context.Context, f *os.File) (*ociArchive, error) {
+	a := &ociArchive{f: f, blobs: map[string]tarEntry{}}
 	tr := tar.NewReader(f)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -99,6 +147,10 @@ func importOCI(ctx context.Context, s *store.Store, file, sel string) (v1.Image,
 		if err != nil {
 			return nil, err
 		}
+		off, err := dataOffset(f, h)
+		if err != nil {
+			return nil, err
+		}
 		if h.Typeflag == tar.TypeDir {
 			continue
 		}
@@ -107,37 +159,134 @@ func importOCI(ctx context.Context, s *store.Store, file, sel string) (v1.Image,
 			if h.Typeflag != tar.TypeReg {
 				return nil, fmt.Errorf("%w: index.json is not a regular file", ErrBadArchive)
 			}
-			if index, err = readLimited(tr, 16<<20); err != nil {
+			if h.Size > maxIndexSize {
+				return nil, fmt.Errorf("%w: index.json is %d bytes (limit %d)", ErrBadArchive, h.Size, maxIndexSize)
+			}
+			if a.index, err = readLimited(tr, maxIndexSize); err != nil {
 				return nil, fmt.Errorf("reading index.json: %w", err)
 			}
 		case strings.HasPrefix(name, "blobs/sha256/"):
 			if h.Typeflag != tar.TypeReg {
 				return nil, fmt.Errorf("%w: %s is not a regular file", ErrBadArchive, name)
 			}
-			d := "sha256:" + strings.TrimPrefix(name, "blobs/sha256/")
-			if _, err := store.ParseDigest(d); err != nil {
+			hex := strings.TrimPrefix(name, "blobs/sha256/")
+			if _, err := store.ParseDigest("sha256:" + hex); err != nil {
 				return nil, fmt.Errorf("%w: %s: %w", ErrBadArchive, name, err)
 			}
-			if s.HasBlob(d) {
-				continue
-			}
-			if _, _, err := s.WriteBlob(ctxReader{ctx, tr}, d); err != nil {
-				return nil, fmt.Errorf("storing %s: %w", name, err)
-			}
+			a.blobs[hex] = tarEntry{off: off, size: h.Size}
 		}
 	}
-	if index == nil {
+	if a.index == nil {
 		return nil, fmt.Errorf("%w: no index.json", ErrBadArchive)
 	}
-	idx, err := v1.ParseIndexManifest(bytes.NewReader(index))
-	if err != nil {
-		return nil, fmt.Errorf("parsing index.json: %w", err)
+	return a, nil
+}
+
+// entry returns the tar entry of the blob desc names, checking that the
+// archive has it with the size desc claims, and that the size is at most
+// limit (0: no limit).
+func (a *ociArchive) entry(desc v1.Descriptor, what string, limit int64) (tarEntry, error) {
+	if desc.Digest.Algorithm != "sha256" {
+		return tarEntry{}, fmt.Errorf("%w: %s %s: not a sha256 digest", ErrBadArchive, what, desc.Digest)
 	}
-	desc, err := selectManifest(idx, sel)
+	e, ok := a.blobs[desc.Digest.Hex]
+	if !ok {
+		return tarEntry{}, fmt.Errorf("%w: %s %s is not in the archive", ErrBadArchive, what, desc.Digest)
+	}
+	if desc.Size != e.size {
+		return tarEntry{}, fmt.Errorf("%w: %s %s: descriptor says %d bytes, the archive holds %d", ErrBadArchive, what, desc.Digest, desc.Size, e.size)
+	}
+	if limit > 0 && e.size > limit {
+		return tarEntry{}, fmt.Errorf("%w: %s %s is %d bytes (limit %d)", ErrBadArchive, what, desc.Digest, e.size, limit)
+	}
+	return e, nil
+}
+
+// read reads a small blob from the archive and checks its digest.
+func (a *ociArchive) read(desc v1.Descriptor, what string, limit int64) ([]byte, error) {
+	e, err := a.entry(desc, what, limit)
 	if err != nil {
 		return nil, err
 	}
-	return loadDescriptor(s, desc, 0)
+	b := make([]byte, e.size)
+	if _, err := a.f.ReadAt(b, e.off); err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", what, desc.Digest, err)
+	}
+	if got, _, _ := v1.SHA256(bytes.NewReader(b)); got != desc.Digest {
+		return nil, fmt.Errorf("%w: %s %s: %w: content hashes to %s", ErrBadArchive, what, desc.Digest, store.ErrDigestMismatch, got)
+	}
+	return b, nil
+}
+
+// plan checks the image desc points at (for an index, the entry for this
+// machine's platform) and returns its manifest digest and every blob to
+// store: manifest, config, then layers.
+func (a *ociArchive) plan(desc v1.Descriptor, depth int) (v1.Hash, []v1.Descriptor, error) {
+	if !isManifestType(desc.MediaType) {
+		return v1.Hash{}, nil, fmt.Errorf("%w: index entry %s is %q, not an image manifest", ErrUnsupportedMediaType, desc.Digest, desc.MediaType)
+	}
+	if desc.MediaType.IsIndex() {
+		if depth > 4 {
+			return v1.Hash{}, nil, fmt.Errorf("%w: indexes nested too deep", ErrBadArchive)
+		}
+		raw, err := a.read(desc, "index", maxIndexSize)
+		if err != nil {
+			return v1.Hash{}, nil, err
+		}
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return v1.Hash{}, nil, fmt.Errorf("parsing index %s: %w", desc.Digest, err)
+		}
+		d, err := platformEntry(idx, desc.Digest)
+		if err != nil {
+			return v1.Hash{}, nil, err
+		}
+		return a.plan(d, depth+1)
+	}
+	raw, err := a.read(desc, "manifest", maxManifestSize)
+	if err != nil {
+		return v1.Hash{}, nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("parsing manifest %s: %w", desc.Digest, err)
+	}
+	if err := checkManifest(m); err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	rawCfg, err := a.read(m.Config, "config", maxConfigSize)
+	if err != nil {
+		return v1.Hash{}, nil, err
+	}
+	if _, err := parseConfig(rawCfg, m); err != nil {
+		return v1.Hash{}, nil, err
+	}
+	blobs := []v1.Descriptor{desc, m.Config}
+	for _, l := range m.Layers {
+		if _, err := a.entry(l, "layer", 0); err != nil {
+			return v1.Hash{}, nil, err
+		}
+		blobs = append(blobs, l)
+	}
+	return desc.Digest, blobs, nil
+}
+
+// dataOffset returns where the data of the entry tr.Next just returned
+// starts in f (Next leaves the file there), and refuses an entry that
+// claims more bytes than the archive has left.
+func dataOffset(f *os.File, h *tar.Header) (int64, error) {
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if h.Size < 0 || h.Size > info.Size()-off {
+		return 0, fmt.Errorf("%w: entry %s claims %d bytes, more than the archive holds", ErrBadArchive, h.Name, h.Size)
+	}
+	return off, nil
 }
 
 // cleanEntry rejects tar entry names that escape the archive root.
@@ -168,11 +317,7 @@ func selectManifest(idx *v1.IndexManifest, sel string) (v1.Descriptor, error) {
 	if sel == "" {
 		return idx.Manifests[0], nil
 	}
-	want := map[string]bool{sel: true}
-	if full, err := store.NormalizeName(sel); err == nil {
-		want[full] = true
-		want[fullName(full)] = true
-	}
+	want := nameForms(sel)
 	for _, d := range idx.Manifests {
 		if want[d.Annotations[AnnotationRefName]] || want[d.Annotations[AnnotationContainerdName]] {
 			return d, nil
@@ -181,30 +326,17 @@ func selectManifest(idx *v1.IndexManifest, sel string) (v1.Descriptor, error) {
 	return v1.Descriptor{}, fmt.Errorf("no image named %q in the archive: %w", sel, store.ErrNotFound)
 }
 
-// loadDescriptor loads the image desc points at; for an index, the entry
-// for this machine's platform.
-func loadDescriptor(s *store.Store, desc v1.Descriptor, depth int) (v1.Image, error) {
-	if !desc.MediaType.IsIndex() {
-		return Load(s, desc.Digest.String())
-	}
-	if depth > 4 {
-		return nil, fmt.Errorf("%w: indexes nested too deep", ErrBadArchive)
-	}
-	raw, err := readBlob(s, desc.Digest.String())
-	if err != nil {
-		return nil, fmt.Errorf("reading index %s: %w", desc.Digest, err)
-	}
-	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("parsing index %s: %w", desc.Digest, err)
-	}
+// platformEntry returns the entry of an index for this machine's
+// platform: a nested index, an entry whose platform matches, or the only
+// entry when it names none.
+func platformEntry(idx *v1.IndexManifest, digest v1.Hash) (v1.Descriptor, error) {
 	want := v1.Platform{OS: goruntime.GOOS, Architecture: goruntime.GOARCH}
 	for _, d := range idx.Manifests {
 		if d.MediaType.IsIndex() || (d.Platform != nil && d.Platform.Satisfies(want)) || (d.Platform == nil && len(idx.Manifests) == 1) {
-			return loadDescriptor(s, d, depth+1)
+			return d, nil
 		}
 	}
-	return nil, fmt.Errorf("index %s has no image for %s/%s: %w", desc.Digest, want.OS, want.Architecture, store.ErrNotFound)
+	return v1.Descriptor{}, fmt.Errorf("index %s has no image for %s/%s: %w", digest, want.OS, want.Architecture, store.ErrNotFound)
 }
 
 // importDocker reads a `docker save` tar with ggcr, compresses each layer
@@ -221,6 +353,9 @@ func importDocker(ctx context.Context, s *store.Store, file, sel string) (v1.Ima
 			return nil, fmt.Errorf("parsing %q: %w", sel, err)
 		}
 		tag = &t
+	}
+	if err := checkDockerArchive(file, sel); err != nil {
+		return nil, err
 	}
 	src, err := tarball.ImageFromPath(file, tag)
 	if err != nil {
@@ -281,4 +416,114 @@ func importDockerLayer(ctx context.Context, s *store.Store, src v1.Image, diffID
 		return nil, fmt.Errorf("%w: layer has diff id %s, config says %s", store.ErrDigestMismatch, got, diffID)
 	}
 	return l, nil
+}
+
+// checkDockerArchive checks a `docker save` tar before ggcr reads it:
+// manifest.json and the selected image's config are bounded and parse,
+// the config has one diff_id per layer, and every file they name is a
+// regular file in the archive. ggcr reads configs whole, so a config
+// claiming 2^62 bytes must be refused here.
+func checkDockerArchive(file, sel string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	entries := map[string]tarEntry{}
+	var manifest []byte
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading archive: %w", err)
+		}
+		name, err := cleanEntry(h.Name)
+		if err != nil {
+			return err
+		}
+		off, err := dataOffset(f, h)
+		if err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if name == "manifest.json" {
+			if h.Size > maxIndexSize {
+				return fmt.Errorf("%w: manifest.json is %d bytes (limit %d)", ErrBadArchive, h.Size, maxIndexSize)
+			}
+			if manifest, err = readLimited(tr, maxIndexSize); err != nil {
+				return fmt.Errorf("reading manifest.json: %w", err)
+			}
+			continue
+		}
+		entries[name] = tarEntry{off: off, size: h.Size}
+	}
+	var m []dockerManifestEntry
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return fmt.Errorf("%w: parsing manifest.json: %w", ErrBadArchive, err)
+	}
+	e, err := selectDockerEntry(m, sel)
+	if err != nil {
+		return err
+	}
+	if len(e.Layers) > maxLayers {
+		return fmt.Errorf("%w: %d layers (limit %d)", ErrBadArchive, len(e.Layers), maxLayers)
+	}
+	cfgEntry, ok := entries[path.Clean(e.Config)]
+	if !ok {
+		return fmt.Errorf("%w: config %s is not in the archive", ErrBadArchive, e.Config)
+	}
+	if cfgEntry.size > maxConfigSize {
+		return fmt.Errorf("%w: config %s is %d bytes (limit %d)", ErrBadArchive, e.Config, cfgEntry.size, maxConfigSize)
+	}
+	raw := make([]byte, cfgEntry.size)
+	if _, err := f.ReadAt(raw, cfgEntry.off); err != nil {
+		return fmt.Errorf("reading config %s: %w", e.Config, err)
+	}
+	layers := make([]v1.Descriptor, len(e.Layers))
+	for i, l := range e.Layers {
+		if _, ok := entries[path.Clean(l)]; !ok {
+			return fmt.Errorf("%w: layer %s is not in the archive", ErrBadArchive, l)
+		}
+		layers[i].MediaType = types.DockerLayer
+	}
+	_, err = parseConfig(raw, &v1.Manifest{Layers: layers})
+	return err
+}
+
+// selectDockerEntry picks the manifest.json element whose RepoTags hold
+// sel, or the first when sel is empty.
+func selectDockerEntry(m []dockerManifestEntry, sel string) (dockerManifestEntry, error) {
+	if len(m) == 0 {
+		return dockerManifestEntry{}, fmt.Errorf("%w: empty manifest.json", ErrBadArchive)
+	}
+	if sel == "" {
+		return m[0], nil
+	}
+	want := nameForms(sel)
+	for _, e := range m {
+		for _, t := range e.RepoTags {
+			for form := range nameForms(t) {
+				if want[form] {
+					return e, nil
+				}
+			}
+		}
+	}
+	return dockerManifestEntry{}, fmt.Errorf("no image named %q in the archive: %w", sel, store.ErrNotFound)
+}
+
+// nameForms returns the forms a name is written in: as given, normalized
+// ("app:latest") and fully qualified ("docker.io/library/app:latest").
+func nameForms(n string) map[string]bool {
+	forms := map[string]bool{n: true}
+	if full, err := store.NormalizeName(n); err == nil {
+		forms[full] = true
+		forms[fullName(full)] = true
+	}
+	return forms
 }

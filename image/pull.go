@@ -194,9 +194,21 @@ func normVariant(arch, variant string) string {
 // storeRemote downloads the layers of img concurrently into the store,
 // then stores its config and manifest, and returns the stored image.
 func storeRemote(ctx context.Context, s *store.Store, img v1.Image, o RemoteOptions) (v1.Image, error) {
+	// ggcr fetched the manifest bounded and verified; check what it
+	// claims before fetching anything it names.
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if err := checkManifest(m); err != nil {
+		return nil, err
+	}
 	rawCfg, err := img.RawConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("fetching config: %w", err)
+	}
+	if _, err := parseConfig(rawCfg, m); err != nil {
+		return nil, err
 	}
 	layers, err := img.Layers()
 	if err != nil {

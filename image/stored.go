@@ -123,12 +123,9 @@ func Load(s *store.Store, digest string) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading image config: %w", err)
 	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
+	cfg, err := parseConfig(rawCfg, m)
 	if err != nil {
-		return nil, fmt.Errorf("loading image config %s: %w", m.Config.Digest, err)
-	}
-	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, fmt.Errorf("loading image %s: %d layers but %d diff ids", digest, len(m.Layers), len(cfg.RootFS.DiffIDs))
+		return nil, fmt.Errorf("loading image %s: %w", digest, err)
 	}
 	img := &storeImage{raw: raw, digest: h, manifest: m, rawCfg: rawCfg, cfg: cfg}
 	for i, d := range m.Layers {

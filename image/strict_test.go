@@ -1,0 +1,166 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/lading-build/lading/store"
+)
+
+// crafted describes a one-layer OCI archive whose layer blob is garbage
+// that does not match its digest: an import that read it would fail with
+// a digest mismatch, so any other error proves the archive was refused
+// before its layer data was read.
+type crafted struct {
+	layerSize    int64           // what the manifest claims (default: the real size)
+	layerType    types.MediaType // default OCILayer
+	diffIDs      int             // default 1
+	entryType    types.MediaType // of the index entry; default OCI manifest
+	manifestSize int64           // what index.json claims (default: real)
+	configSize   int64           // what the manifest claims (default: real)
+	indexHdrSize int64           // a lying tar header size for index.json, with no data after it
+}
+
+func (c crafted) write(t *testing.T, path string) {
+	t.Helper()
+	layer := []byte("not a gzip tar, and not what the digest says")
+	layerDigest := sha([]byte("the layer the manifest claims"))
+	diffs := make([]string, max(c.diffIDs, 0))
+	if c.diffIDs == 0 {
+		diffs = []string{layerDigest.String()}
+	}
+	for i := range diffs {
+		diffs[i] = layerDigest.String()
+	}
+	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffs}})
+	orDefault := func(v, d int64) int64 {
+		if v != 0 {
+			return v
+		}
+		return d
+	}
+	lt := c.layerType
+	if lt == "" {
+		lt = types.OCILayer
+	}
+	m, _ := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: sha(cfg), Size: orDefault(c.configSize, int64(len(cfg)))},
+		Layers: []v1.Descriptor{{MediaType: lt, Digest: layerDigest, Size: orDefault(c.layerSize, int64(len(layer)))}}})
+	et := c.entryType
+	if et == "" {
+		et = types.OCIManifestSchema1
+	}
+	idx, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex,
+		Manifests: []v1.Descriptor{{MediaType: et, Digest: sha(m), Size: orDefault(c.manifestSize, int64(len(m)))}}})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(name string, data []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	add("blobs/sha256/"+layerDigest.Hex, layer)
+	add("blobs/sha256/"+sha(cfg).Hex, cfg)
+	add("blobs/sha256/"+sha(m).Hex, m)
+	if c.indexHdrSize != 0 {
+		// The header alone: the archive ends where its data would start.
+		if err := tw.WriteHeader(&tar.Header{Name: "index.json", Typeflag: tar.TypeReg, Mode: 0o644, Size: c.indexHdrSize}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Flush()
+	} else {
+		add("index.json", idx)
+		tw.Close()
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImportStrict: archives that lie about sizes or media types, or
+// whose config does not match the manifest, are refused before any layer
+// data is read, and nothing is stored.
+func TestImportStrict(t *testing.T) {
+	const huge = 1 << 62
+	tests := []struct {
+		name string
+		c    crafted
+		want error
+		msg  string
+	}{
+		{"layer larger than its data", crafted{layerSize: 1000}, ErrBadArchive, "descriptor says 1000 bytes"},
+		{"layer smaller than its data", crafted{layerSize: 3}, ErrBadArchive, "descriptor says 3 bytes"},
+		{"absurd layer size", crafted{layerSize: huge}, ErrBadArchive, fmt.Sprint(int64(huge))},
+		{"hostile layer media type", crafted{layerType: "application/x-hostile"}, ErrUnsupportedMediaType, `unsupported layer media type "application/x-hostile"`},
+		{"two diff_ids for one layer", crafted{diffIDs: 2}, ErrBadArchive, "1 layers but 2 diff_ids"},
+		{"index entry is a config", crafted{entryType: types.OCIConfigJSON}, ErrUnsupportedMediaType, "not an image manifest"},
+		{"absurd manifest size", crafted{manifestSize: huge}, ErrBadArchive, fmt.Sprint(int64(huge))},
+		{"absurd config size", crafted{configSize: huge}, ErrBadArchive, "config"},
+		{"absurd index.json", crafted{indexHdrSize: huge}, ErrBadArchive, "entry index.json claims"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "crafted.tar")
+			tt.c.write(t, p)
+			s := openStore(t)
+			_, err := ImportArchive(context.Background(), s, "oci-archive:"+p)
+			if !errors.Is(err, tt.want) || !strings.Contains(fmt.Sprint(err), tt.msg) {
+				t.Fatalf("err = %v, want %v saying %q", err, tt.want, tt.msg)
+			}
+			if errors.Is(err, store.ErrDigestMismatch) {
+				t.Fatalf("the layer data was read: %v", err)
+			}
+			if blobs, _ := s.Blobs(); len(blobs) != 0 {
+				t.Errorf("a refused archive stored %d blobs", len(blobs))
+			}
+		})
+	}
+}
+
+// TestImportDockerStrict: a docker archive whose config has more diff_ids
+// than layers, or whose config claims 2^62 bytes, is refused before ggcr
+// reads it.
+func TestImportDockerStrict(t *testing.T) {
+	cfg := `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + sha([]byte("a")).String() + `","` + sha([]byte("b")).String() + `"]}}`
+	manifest := `[{"Config":"config.json","RepoTags":["app:1"],"Layers":["layer.tar"]}]`
+	dir := t.TempDir()
+	p := filepath.Join(dir, "diffids.tar")
+	writeTar(t, p, []tar.Header{{Name: "manifest.json", Typeflag: tar.TypeReg}, {Name: "config.json", Typeflag: tar.TypeReg}, {Name: "layer.tar", Typeflag: tar.TypeReg}},
+		[]string{manifest, cfg, "garbage"})
+	s := openStore(t)
+	if _, err := ImportArchive(context.Background(), s, "docker-archive:"+p); !errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), "1 layers but 2 diff_ids") {
+		t.Errorf("diff_ids mismatch: err = %v", err)
+	}
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "manifest.json", Typeflag: tar.TypeReg, Size: int64(len(manifest))})
+	tw.Write([]byte(manifest))
+	tw.WriteHeader(&tar.Header{Name: "layer.tar", Typeflag: tar.TypeReg, Size: 7})
+	tw.Write([]byte("garbage"))
+	tw.WriteHeader(&tar.Header{Name: "config.json", Typeflag: tar.TypeReg, Size: 1 << 62})
+	tw.Flush()
+	p = filepath.Join(dir, "hugeconfig.tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ImportArchive(context.Background(), s, "docker-archive:"+p); !errors.Is(err, ErrBadArchive) {
+		t.Errorf("huge config: err = %v", err)
+	}
+	if blobs, _ := s.Blobs(); len(blobs) != 0 {
+		t.Errorf("refused archives stored %d blobs", len(blobs))
+	}
+}
