@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,18 +31,25 @@ type crafted struct {
 	manifestSize int64           // what index.json claims (default: real)
 	configSize   int64           // what the manifest claims (default: real)
 	indexHdrSize int64           // a lying tar header size for index.json, with no data after it
+	validLayer   bool            // a real gzip layer matching its digest
 }
 
 func (c crafted) write(t *testing.T, path string) {
 	t.Helper()
 	layer := []byte("not a gzip tar, and not what the digest says")
 	layerDigest := sha([]byte("the layer the manifest claims"))
-	diffs := make([]string, max(c.diffIDs, 0))
-	if c.diffIDs == 0 {
-		diffs = []string{layerDigest.String()}
+	diffID := layerDigest
+	if c.validLayer {
+		raw := layerTar(t, map[string]string{"hostile": "payload"})
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write(raw)
+		zw.Close()
+		layer, layerDigest, diffID = gz.Bytes(), sha(gz.Bytes()), sha(raw)
 	}
+	diffs := make([]string, max(c.diffIDs, 1))
 	for i := range diffs {
-		diffs[i] = layerDigest.String()
+		diffs[i] = diffID.String()
 	}
 	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffs}})
 	orDefault := func(v, d int64) int64 {
@@ -105,6 +113,9 @@ func TestImportStrict(t *testing.T) {
 		{"layer smaller than its data", crafted{layerSize: 3}, ErrBadArchive, "descriptor says 3 bytes"},
 		{"absurd layer size", crafted{layerSize: huge}, ErrBadArchive, fmt.Sprint(int64(huge))},
 		{"hostile layer media type", crafted{layerType: "application/x-hostile"}, ErrUnsupportedMediaType, `unsupported layer media type "application/x-hostile"`},
+		// Valid layers: only the descriptors lie.
+		{"hostile media type on a gzip layer", crafted{validLayer: true, layerType: "application/x-hostile"}, ErrUnsupportedMediaType, `unsupported layer media type "application/x-hostile"`},
+		{"valid layer, size too large", crafted{validLayer: true, layerSize: 1 << 20}, ErrBadArchive, "descriptor says 1048576 bytes"},
 		{"two diff_ids for one layer", crafted{diffIDs: 2}, ErrBadArchive, "1 layers but 2 diff_ids"},
 		{"index entry is a config", crafted{entryType: types.OCIConfigJSON}, ErrUnsupportedMediaType, "not an image manifest"},
 		{"absurd manifest size", crafted{manifestSize: huge}, ErrBadArchive, fmt.Sprint(int64(huge))},
@@ -120,7 +131,7 @@ func TestImportStrict(t *testing.T) {
 			if !errors.Is(err, tt.want) || !strings.Contains(fmt.Sprint(err), tt.msg) {
 				t.Fatalf("err = %v, want %v saying %q", err, tt.want, tt.msg)
 			}
-			if errors.Is(err, store.ErrDigestMismatch) {
+			if errors.Is(err, store.ErrDigestMismatch) && !tt.c.validLayer {
 				t.Fatalf("the layer data was read: %v", err)
 			}
 			if blobs, _ := s.Blobs(); len(blobs) != 0 {
