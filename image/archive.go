@@ -65,7 +65,10 @@ func archiveMeta(path string) (index, manifest []byte, err error) {
 		if h.Typeflag != tar.TypeReg || (name != "index.json" && name != "manifest.json") {
 			continue
 		}
-		b, err := readLimited(tr, 16<<20)
+		if h.Size > maxIndexSize {
+			return nil, nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrBadArchive, name, h.Size, maxIndexSize)
+		}
+		b, err := readLimited(tr, maxIndexSize)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}

@@ -19,6 +19,11 @@ const (
 	maxLayers       = 1000     // layers of one image (overlay stacks far fewer)
 )
 
+// ErrBadImage is returned (wrapped) for an image whose manifest or config
+// lading refuses: absurd sizes, too many layers, diff_ids that do not
+// match the layers.
+var ErrBadImage = errors.New("bad image")
+
 // ErrUnsupportedMediaType is returned (wrapped) for a layer, config or
 // manifest whose media type lading cannot decode.
 var ErrUnsupportedMediaType = errors.New("unsupported media type")
@@ -47,17 +52,17 @@ func checkManifest(m *v1.Manifest) error {
 		return fmt.Errorf("%w: config %s is %q, not an image config", ErrUnsupportedMediaType, m.Config.Digest, m.Config.MediaType)
 	}
 	if m.Config.Size < 0 || m.Config.Size > maxConfigSize {
-		return fmt.Errorf("%w: config %s claims %d bytes (limit %d)", ErrBadArchive, m.Config.Digest, m.Config.Size, maxConfigSize)
+		return fmt.Errorf("%w: config %s claims %d bytes (limit %d)", ErrBadImage, m.Config.Digest, m.Config.Size, maxConfigSize)
 	}
 	if len(m.Layers) > maxLayers {
-		return fmt.Errorf("%w: %d layers (limit %d)", ErrBadArchive, len(m.Layers), maxLayers)
+		return fmt.Errorf("%w: %d layers (limit %d)", ErrBadImage, len(m.Layers), maxLayers)
 	}
 	for _, l := range m.Layers {
 		if !decodableLayer(l.MediaType) {
 			return fmt.Errorf("%w: unsupported layer media type %q (layer %s)", ErrUnsupportedMediaType, l.MediaType, l.Digest)
 		}
 		if l.Size < 0 {
-			return fmt.Errorf("%w: layer %s claims %d bytes", ErrBadArchive, l.Digest, l.Size)
+			return fmt.Errorf("%w: layer %s claims %d bytes", ErrBadImage, l.Digest, l.Size)
 		}
 	}
 	return nil
@@ -66,14 +71,14 @@ func checkManifest(m *v1.Manifest) error {
 // parseConfig parses an image config and checks it against its manifest.
 func parseConfig(raw []byte, m *v1.Manifest) (*v1.ConfigFile, error) {
 	if len(raw) > maxConfigSize {
-		return nil, fmt.Errorf("%w: config is larger than %d bytes", ErrBadArchive, maxConfigSize)
+		return nil, fmt.Errorf("%w: config is larger than %d bytes", ErrBadImage, maxConfigSize)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("parsing config %s: %w", m.Config.Digest, err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, fmt.Errorf("%w: %d layers but %d diff_ids in config %s", ErrBadArchive, len(m.Layers), len(cfg.RootFS.DiffIDs), m.Config.Digest)
+		return nil, fmt.Errorf("%w: %d layers but %d diff_ids in config %s", ErrBadImage, len(m.Layers), len(cfg.RootFS.DiffIDs), m.Config.Digest)
 	}
 	return cfg, nil
 }

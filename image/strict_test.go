@@ -14,6 +14,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/lading-build/lading/store"
@@ -116,10 +119,10 @@ func TestImportStrict(t *testing.T) {
 		// Valid layers: only the descriptors lie.
 		{"hostile media type on a gzip layer", crafted{validLayer: true, layerType: "application/x-hostile"}, ErrUnsupportedMediaType, `unsupported layer media type "application/x-hostile"`},
 		{"valid layer, size too large", crafted{validLayer: true, layerSize: 1 << 20}, ErrBadArchive, "descriptor says 1048576 bytes"},
-		{"two diff_ids for one layer", crafted{diffIDs: 2}, ErrBadArchive, "1 layers but 2 diff_ids"},
+		{"two diff_ids for one layer", crafted{diffIDs: 2}, ErrBadImage, "1 layers but 2 diff_ids"},
 		{"index entry is a config", crafted{entryType: types.OCIConfigJSON}, ErrUnsupportedMediaType, "not an image manifest"},
 		{"absurd manifest size", crafted{manifestSize: huge}, ErrBadArchive, fmt.Sprint(int64(huge))},
-		{"absurd config size", crafted{configSize: huge}, ErrBadArchive, "config"},
+		{"absurd config size", crafted{configSize: huge}, ErrBadImage, "config"},
 		{"absurd index.json", crafted{indexHdrSize: huge}, ErrBadArchive, "entry index.json claims"},
 	}
 	for _, tt := range tests {
@@ -152,7 +155,7 @@ func TestImportDockerStrict(t *testing.T) {
 	writeTar(t, p, []tar.Header{{Name: "manifest.json", Typeflag: tar.TypeReg}, {Name: "config.json", Typeflag: tar.TypeReg}, {Name: "layer.tar", Typeflag: tar.TypeReg}},
 		[]string{manifest, cfg, "garbage"})
 	s := openStore(t)
-	if _, err := ImportArchive(context.Background(), s, "docker-archive:"+p); !errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), "1 layers but 2 diff_ids") {
+	if _, err := ImportArchive(context.Background(), s, "docker-archive:"+p); !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "1 layers but 2 diff_ids") {
 		t.Errorf("diff_ids mismatch: err = %v", err)
 	}
 
@@ -173,5 +176,41 @@ func TestImportDockerStrict(t *testing.T) {
 	}
 	if blobs, _ := s.Blobs(); len(blobs) != 0 {
 		t.Errorf("refused archives stored %d blobs", len(blobs))
+	}
+}
+
+// TestPullStrict: a registry image with an undecodable layer media type,
+// or a config whose diff_ids do not match its layers, is refused before
+// any layer is fetched.
+func TestPullStrict(t *testing.T) {
+	host := startRegistry(t, nil)
+	l, err := random.Layer(1024, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile, err := mutate.Append(empty.Image, mutate.Addendum{Layer: l, MediaType: "application/x-hostile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRemote(t, host+"/hostile:1", hostile)
+	good := randomImage(t, 1024, 2)
+	cfg, err := good.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RootFS.DiffIDs = cfg.RootFS.DiffIDs[:1]
+	short, err := mutate.ConfigFile(good, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRemote(t, host+"/short:1", short)
+	for ref, want := range map[string]error{"hostile:1": ErrUnsupportedMediaType, "short:1": ErrBadImage} {
+		s := openStore(t)
+		if _, err := Pull(context.Background(), s, host+"/"+ref, testOpts()); !errors.Is(err, want) {
+			t.Errorf("pull %s: err = %v, want %v", ref, err, want)
+		}
+		if n := blobCount(t, s); n != 0 {
+			t.Errorf("pull %s stored %d blobs", ref, n)
+		}
 	}
 }
