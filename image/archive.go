@@ -3,9 +3,9 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -49,35 +49,19 @@ func archiveMeta(path string) (index, manifest []byte, err error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return index, manifest, nil
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		name, err := cleanEntry(h.Name)
-		if err != nil {
-			return nil, nil, err
-		}
+	err = walkTar(context.Background(), f, func(name string, h *tar.Header, _ tarEntry, tr *tar.Reader) error {
 		if h.Typeflag != tar.TypeReg || (name != "index.json" && name != "manifest.json") {
-			continue
+			return nil
 		}
-		if h.Size > maxIndexSize {
-			return nil, nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrBadArchive, name, h.Size, maxIndexSize)
-		}
-		b, err := readLimited(tr, maxIndexSize)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
-		}
+		b, err := readMeta(tr, name, h.Size)
 		if name == "index.json" {
 			index = b
 		} else {
 			manifest = b
 		}
-	}
+		return err
+	})
+	return index, manifest, err
 }
 
 func ociEntries(path string, index []byte) ([]ArchiveEntry, error) {

@@ -131,55 +131,89 @@ type tarEntry struct{ off, size int64 }
 // scanOCI reads the tar's headers (skipping data) and index.json.
 func scanOCI(ctx context.Context, f *os.File) (*ociArchive, error) {
 	a := &ociArchive{f: f, blobs: map[string]tarEntry{}}
-	tr := tar.NewReader(f)
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading archive: %w", err)
-		}
-		name, err := cleanEntry(h.Name)
-		if err != nil {
-			return nil, err
-		}
-		off, err := dataOffset(f, h)
-		if err != nil {
-			return nil, err
-		}
+	err := walkTar(ctx, f, func(name string, h *tar.Header, e tarEntry, tr *tar.Reader) error {
 		if h.Typeflag == tar.TypeDir {
-			continue
+			return nil
 		}
 		switch {
 		case name == "index.json":
 			if h.Typeflag != tar.TypeReg {
-				return nil, fmt.Errorf("%w: index.json is not a regular file", ErrBadArchive)
+				return fmt.Errorf("%w: index.json is not a regular file", ErrBadArchive)
 			}
-			if h.Size > maxIndexSize {
-				return nil, fmt.Errorf("%w: index.json is %d bytes (limit %d)", ErrBadArchive, h.Size, maxIndexSize)
-			}
-			if a.index, err = readLimited(tr, maxIndexSize); err != nil {
-				return nil, fmt.Errorf("reading index.json: %w", err)
-			}
+			var err error
+			a.index, err = readMeta(tr, name, h.Size)
+			return err
 		case strings.HasPrefix(name, "blobs/sha256/"):
 			if h.Typeflag != tar.TypeReg {
-				return nil, fmt.Errorf("%w: %s is not a regular file", ErrBadArchive, name)
+				return fmt.Errorf("%w: %s is not a regular file", ErrBadArchive, name)
 			}
 			hex := strings.TrimPrefix(name, "blobs/sha256/")
 			if _, err := store.ParseDigest("sha256:" + hex); err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrBadArchive, name, err)
+				return fmt.Errorf("%w: %s: %w", ErrBadArchive, name, err)
 			}
-			a.blobs[hex] = tarEntry{off: off, size: h.Size}
+			a.blobs[hex] = e
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if a.index == nil {
 		return nil, fmt.Errorf("%w: no index.json", ErrBadArchive)
 	}
 	return a, nil
+}
+
+// walkTar calls fn with every entry of the tar f: its clean name, header
+// and where its data lies. Names escaping the archive and entries
+// claiming more bytes than the archive holds are refused. fn may read the
+// entry's data from tr.
+func walkTar(ctx context.Context, f *os.File, fn func(name string, h *tar.Header, e tarEntry, tr *tar.Reader) error) error {
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(f)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading archive: %w", err)
+		}
+		name, err := cleanEntry(h.Name)
+		if err != nil {
+			return err
+		}
+		// Next left the file at the entry's data.
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		if h.Size < 0 || h.Size > info.Size()-off {
+			return fmt.Errorf("%w: entry %s claims %d bytes, more than the archive holds", ErrBadArchive, h.Name, h.Size)
+		}
+		if err := fn(name, h, tarEntry{off: off, size: h.Size}, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// readMeta reads a metadata file (index.json, manifest.json) of an
+// archive, refusing one larger than maxIndexSize before reading it.
+func readMeta(tr *tar.Reader, name string, size int64) ([]byte, error) {
+	if size > maxIndexSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrBadArchive, name, size, maxIndexSize)
+	}
+	b, err := readLimited(tr, maxIndexSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return b, nil
 }
 
 // entry returns the tar entry of the blob desc names, checking that the
@@ -269,24 +303,6 @@ func (a *ociArchive) plan(desc v1.Descriptor, depth int) (v1.Hash, []v1.Descript
 		blobs = append(blobs, l)
 	}
 	return desc.Digest, blobs, nil
-}
-
-// dataOffset returns where the data of the entry tr.Next just returned
-// starts in f (Next leaves the file there), and refuses an entry that
-// claims more bytes than the archive has left.
-func dataOffset(f *os.File, h *tar.Header) (int64, error) {
-	off, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return 0, err
-	}
-	info, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if h.Size < 0 || h.Size > info.Size()-off {
-		return 0, fmt.Errorf("%w: entry %s claims %d bytes, more than the archive holds", ErrBadArchive, h.Name, h.Size)
-	}
-	return off, nil
 }
 
 // cleanEntry rejects tar entry names that escape the archive root.
@@ -431,36 +447,20 @@ func checkDockerArchive(file, sel string) error {
 	defer f.Close()
 	entries := map[string]tarEntry{}
 	var manifest []byte
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("reading archive: %w", err)
-		}
-		name, err := cleanEntry(h.Name)
-		if err != nil {
-			return err
-		}
-		off, err := dataOffset(f, h)
-		if err != nil {
-			return err
-		}
+	err = walkTar(context.Background(), f, func(name string, h *tar.Header, e tarEntry, tr *tar.Reader) error {
 		if h.Typeflag != tar.TypeReg {
-			continue
+			return nil
 		}
 		if name == "manifest.json" {
-			if h.Size > maxIndexSize {
-				return fmt.Errorf("%w: manifest.json is %d bytes (limit %d)", ErrBadArchive, h.Size, maxIndexSize)
-			}
-			if manifest, err = readLimited(tr, maxIndexSize); err != nil {
-				return fmt.Errorf("reading manifest.json: %w", err)
-			}
-			continue
+			var err error
+			manifest, err = readMeta(tr, name, h.Size)
+			return err
 		}
-		entries[name] = tarEntry{off: off, size: h.Size}
+		entries[name] = e
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var m []dockerManifestEntry
 	if err := json.Unmarshal(manifest, &m); err != nil {
