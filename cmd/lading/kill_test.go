@@ -44,6 +44,10 @@ func TestKillDuringBuild(t *testing.T) {
 		_ = cmd.Wait()
 		waitGone(t, marker)
 	}
+	// Every blob the killed builds stored is whole.
+	if r := lading(t, "", "check", "--root", root); r.code != 0 {
+		t.Errorf("lading check after kills: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	out := t.TempDir()
 	r := lading(t, "", "build", "--root", root, "--progress", "plain", "--output", "type=local,dest="+filepath.Join(out, "rootfs"), dir)
 	if r.code != 0 {
