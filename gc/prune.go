@@ -95,15 +95,22 @@ func Prune(ctx context.Context, st *store.Store, o Options) (Stats, error) {
 // pruneRecords prunes the part's cache records (when records is set) and
 // sweeps its unused snapshots; it returns the records that remain.
 func (p *opened) pruneRecords(ctx context.Context, policy cache.Policy, records bool, stats *Stats) ([]*cache.Record, error) {
-	if p.c != nil && p.sn != nil && records {
-		size := snapshotSize(ctx, p.sn)
-		remove := func(ctx context.Context, name string) error {
-			n := size(name)
-			err := p.sn.Remove(ctx, name)
-			if err == nil {
-				stats.Bytes += n
+	if p.c != nil && records {
+		// Without a snapshot directory, records name nothing: they go
+		// with nothing else to remove.
+		size := func(string) int64 { return 0 }
+		remove := func(context.Context, string) error { return nil }
+		if p.sn != nil {
+			size = snapshotSize(ctx, p.sn)
+			remove = func(ctx context.Context, name string) error {
+				n := size(name)
+				err := p.sn.Remove(ctx, name)
+				if err == nil || errors.Is(err, snapshot.ErrNotFound) {
+					stats.Bytes += n
+					return nil
+				}
+				return err
 			}
-			return err
 		}
 		// Layer sizes are counted when collectBlobs deletes them.
 		s, err := p.c.Prune(ctx, policy, size, remove)
