@@ -217,7 +217,9 @@ func (b *base) records() ([]record, error) {
 // them), the directory that holds all of its data and metadata, for disk
 // usage reports. It returns nil for Snapshotters of other packages.
 func Dirs(sn Snapshotter) (map[string]string, error) {
-	if b, ok := sn.(interface{ dirs() (map[string]string, error) }); ok {
+	if b, ok := sn.(interface {
+		dirs() (map[string]string, error)
+	}); ok {
 		return b.dirs()
 	}
 	return nil, nil
