@@ -217,12 +217,15 @@ func (b *base) records() ([]record, error) {
 // them), the directory that holds all of its data and metadata, for disk
 // usage reports. It returns nil for Snapshotters of other packages.
 func Dirs(sn Snapshotter) (map[string]string, error) {
-	if b, ok := sn.(interface {
-		dirs() (map[string]string, error)
-	}); ok {
+	if b, ok := sn.(dirser); ok {
 		return b.dirs()
 	}
 	return nil, nil
+}
+
+// dirser is implemented by the Snapshotters of this package.
+type dirser interface {
+	dirs() (map[string]string, error)
 }
 
 func (b *base) dirs() (map[string]string, error) {
