@@ -176,10 +176,12 @@ func (s *stage) hit(ctx context.Context, c *cache.Cache, key string) (v1.Layer, 
 }
 
 // storeLayer is the store-backed layer a cache record describes; an error
-// when the blob is gone or the record is malformed.
+// when the blob is gone, torn (not the size the record says) or the
+// record is malformed. A blob whose bytes went bad is found when it
+// leaves the store (store.OpenVerified), which removes it.
 func storeLayer(st *store.Store, d *cache.LayerDesc) (v1.Layer, error) {
-	if !st.HasBlob(d.Digest) {
-		return nil, fmt.Errorf("layer %s is not in the store", d.Digest)
+	if n, err := st.BlobSize(d.Digest); err != nil || n != d.Size {
+		return nil, fmt.Errorf("layer %s is not whole in the store", d.Digest)
 	}
 	digest, err := v1.NewHash(d.Digest)
 	if err != nil {

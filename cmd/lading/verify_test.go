@@ -121,3 +121,45 @@ func checkArchiveBlobs(t *testing.T, archive string) {
 		t.Errorf("%s holds %d blobs, want manifest, config and layer", archive, n)
 	}
 }
+
+// TestTornLayerIsCacheMiss truncates the layer blob of a cached step: the
+// next build runs the step again and gives the same image.
+func TestTornLayerIsCacheMiss(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	testutil.CheckNoMounts(t, root)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Recipe": "FROM scratch\nCOPY data /data\n", "data": strings.Repeat("torn\n", 5000)})
+	env := []string{"SOURCE_DATE_EPOCH=0"}
+	r := runLading(t, "", env, "build", "--root", root, "--progress", "plain", "-t", "torn:1", dir)
+	if r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	want := lastLine(r.stdout)
+	st, err := store.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := image.Resolve(st, "torn:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	p, _ := st.BlobPath(d.String())
+	if err := os.Truncate(p, 100); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.tar")
+	r = runLading(t, "", env, "build", "--root", root, "--progress", "plain", "--output", "type=oci,dest="+out, dir)
+	if r.code != 0 {
+		t.Fatalf("build over a torn layer: %s", r.stderr)
+	}
+	if strings.Contains(r.stderr, "CACHED") {
+		t.Errorf("the step whose layer is torn came from the cache:\n%s", r.stderr)
+	}
+	if got := lastLine(r.stdout); got != want {
+		t.Errorf("rebuilt %s, want %s", got, want)
+	}
+	checkArchiveBlobs(t, out)
+}
