@@ -55,12 +55,19 @@ func (t *tarFile) bytes(name string, b []byte) error {
 }
 
 // copy writes one regular file of size bytes read from r. When r is an
-// *os.File the kernel copies the data.
+// *os.File, or a verified store blob (an io.WriterTo), the kernel copies
+// the data.
 func (t *tarFile) copy(name string, r io.Reader, size int64) error {
 	if err := t.header(name, tar.TypeReg, size); err != nil {
 		return err
 	}
-	n, err := t.f.ReadFrom(io.LimitReader(r, size))
+	var n int64
+	var err error
+	if wt, ok := r.(io.WriterTo); ok {
+		n, err = wt.WriteTo(t.f)
+	} else {
+		n, err = t.f.ReadFrom(io.LimitReader(r, size))
+	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}

@@ -101,6 +101,36 @@ func (v *verifier) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo copies the whole blob to w and checks it, as Read does. When
+// nothing was read yet it lets the kernel copy the data (copy_file_range
+// when w is a file) while another goroutine hashes the same file; the
+// verdict comes before WriteTo returns, so a caller that commits its
+// output only on success never commits a corrupt blob.
+func (v *verifier) WriteTo(w io.Writer) (int64, error) {
+	if v.n != 0 || v.err != nil {
+		return io.Copy(w, struct{ io.Reader }{v})
+	}
+	hashed := make(chan error, 1)
+	go func() {
+		h := sha256.New()
+		n, err := io.Copy(h, io.NewSectionReader(v.f, 0, v.size))
+		if err == nil {
+			v.h, v.n = h, n
+			err = v.check()
+		}
+		hashed <- err
+	}()
+	// Nothing was read: the file's offset is 0. (A *os.File, not a
+	// SectionReader, so that os.File.ReadFrom can use copy_file_range.)
+	n, err := io.Copy(w, io.LimitReader(v.f, v.size))
+	if hashErr := <-hashed; hashErr != nil {
+		v.err = hashErr
+		return n, hashErr
+	}
+	v.err = io.EOF
+	return n, err
+}
+
 func (v *verifier) check() error {
 	if v.n != v.size {
 		return v.s.corrupt(v.digest, fmt.Sprintf("read %d bytes of %d", v.n, v.size))

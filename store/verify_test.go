@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -28,6 +29,14 @@ func TestOpenVerified(t *testing.T) {
 	r, _ = s.OpenVerified(d, size)
 	if _, err := io.ReadAll(io.LimitReader(r, size)); err != nil {
 		t.Fatalf("limited read of a good blob: %v", err)
+	}
+	r.Close()
+
+	// The kernel-copy path checks too.
+	r, _ = s.OpenVerified(d, size)
+	var out bytes.Buffer
+	if n, err := r.(io.WriterTo).WriteTo(&out); err != nil || n != size || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("WriteTo of a good blob: %d bytes, %v", n, err)
 	}
 	r.Close()
 
@@ -55,6 +64,22 @@ func TestOpenVerified(t *testing.T) {
 	}
 	if s.HasBlob(d) {
 		t.Fatal("corrupt blob kept")
+	}
+	d3, size3, _ := s.WriteBlob(bytes.NewReader(data[:len(data)-1]), "")
+	p3, _ := s.BlobPath(d3)
+	flipped := bytes.Clone(data[:len(data)-1])
+	flipped[7] ^= 1
+	os.WriteFile(p3, flipped, 0o600)
+	r, _ = s.OpenVerified(d3, size3)
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.(io.WriterTo).WriteTo(f)
+	r.Close()
+	f.Close()
+	if !errors.Is(err, ErrCorruptBlob) || s.HasBlob(d3) {
+		t.Fatalf("WriteTo of a flipped blob: %v (kept: %v)", err, s.HasBlob(d3))
 	}
 
 	// Torn (shorter) blob: fails before a byte is read and is removed.
