@@ -102,7 +102,11 @@ func DiskUsage(ctx context.Context, st *store.Store) (Usage, error) {
 		u.Categories = append(u.Categories, Category{Name: c, Count: counts[c], Size: w.sizes[c]})
 		u.Total += w.sizes[c]
 	}
-	u.Reclaimable = w.sizes[BaseSnapshots] + w.sizes[StepSnapshots] + w.sizes[ActiveSnapshots] + w.sizes[CacheRecords]
+	u.Reclaimable = w.sizes[BaseSnapshots] + w.sizes[StepSnapshots] + w.sizes[ActiveSnapshots]
+	if counts[CacheRecords] > 0 {
+		// Without records, what is left there is the cache's skeleton.
+		u.Reclaimable += w.sizes[CacheRecords]
+	}
 	used, err := image.Referenced(st)
 	if err != nil {
 		return Usage{}, err
