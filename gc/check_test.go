@@ -44,7 +44,7 @@ func TestCheck(t *testing.T) {
 	layers, _ := bad.Layers()
 	ld, _ := layers[0].Digest()
 	size, _ := layers[0].Size()
-	c, err := cache.Open(st.Path(gc.Parts[0].Cache))
+	c, err := cache.Open(st.Path(gc.Parts()[0].Cache))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/snapshot"
@@ -19,11 +20,14 @@ type Part struct {
 	open      func(dir string) (snapshot.Snapshotter, error)
 }
 
-// Parts are the snapshotters a root can hold, each with its cache.
-var Parts = []Part{
+// parts are the snapshotters a root can hold, each with its cache.
+var parts = []Part{
 	{Name: "overlay", Snapshots: "snapshots/overlay", Cache: "cache", open: snapshot.NewOverlay},
 	{Name: "native", Snapshots: "snapshots/native", Cache: "cache-native", open: snapshot.NewNative},
 }
+
+// Parts returns the snapshotters a root can hold, each with its cache.
+func Parts() []Part { return slices.Clone(parts) }
 
 // opened is a Part of one root, opened: sn is nil when the root has no
 // snapshots of this kind, c nil when it has no such cache.
@@ -42,7 +46,7 @@ func (o *opened) close() {
 // openParts opens the parts that exist under st, creating nothing new.
 func openParts(st *store.Store) ([]*opened, error) {
 	var out []*opened
-	for _, p := range Parts {
+	for _, p := range parts {
 		o := &opened{Part: p}
 		if exists(st.Path(p.Snapshots)) {
 			sn, err := p.open(st.Path(p.Snapshots))

@@ -142,9 +142,9 @@ func TestPruneRacesBuildsAndLoad(t *testing.T) {
 	reached := make(chan string)
 	resume := make(chan struct{})
 	var wg sync.WaitGroup
-	results := make([]*builder.Result, len(gc.Parts))
-	errs := make([]error, len(gc.Parts)+2)
-	for i, part := range gc.Parts {
+	results := make([]*builder.Result, len(gc.Parts()))
+	errs := make([]error, len(gc.Parts())+2)
+	for i, part := range gc.Parts() {
 		sn, c := openPart(t, st, part)
 		wg.Add(1)
 		go func() {
@@ -196,7 +196,7 @@ func TestPruneRacesBuildsAndLoad(t *testing.T) {
 		loaded = d.String()
 		errs[2] = st.Tag("loaded:1", loaded)
 	}()
-	for range len(gc.Parts) + 1 {
+	for range len(gc.Parts()) + 1 {
 		t.Logf("paused: %s", <-reached)
 	}
 
@@ -220,7 +220,7 @@ func TestPruneRacesBuildsAndLoad(t *testing.T) {
 	if err := <-pruned; err != nil {
 		t.Fatalf("prune: %v", err)
 	}
-	for i, part := range gc.Parts {
+	for i, part := range gc.Parts() {
 		if errs[i] != nil {
 			t.Fatalf("%s build: %v", part.Name, errs[i])
 		}
@@ -232,7 +232,7 @@ func TestPruneRacesBuildsAndLoad(t *testing.T) {
 		t.Errorf("prune did not run after the others: garbage blob kept, stats %+v", stats)
 	}
 	checkImage(t, st, "loaded image", loaded)
-	for i, part := range gc.Parts {
+	for i, part := range gc.Parts() {
 		checkImage(t, st, part.Name+" build", results[i].Digest.String())
 		// Everything the build cached survived: a rebuild runs nothing.
 		sn, c := openPart(t, st, part)
