@@ -17,6 +17,7 @@ const (
 	maxManifestSize = 4 << 20  // image manifests
 	maxConfigSize   = 16 << 20 // image configs (history of many layers)
 	maxLayers       = 1000     // layers of one image (overlay stacks far fewer)
+	maxLayerSize    = 1 << 40  // one layer: 1 TiB
 )
 
 // ErrBadImage is returned (wrapped) for an image whose manifest or config
@@ -61,7 +62,7 @@ func checkManifest(m *v1.Manifest) error {
 		if !decodableLayer(l.MediaType) {
 			return fmt.Errorf("%w: unsupported layer media type %q (layer %s)", ErrUnsupportedMediaType, l.MediaType, l.Digest)
 		}
-		if l.Size < 0 {
+		if l.Size < 0 || l.Size > maxLayerSize {
 			return fmt.Errorf("%w: layer %s claims %d bytes", ErrBadImage, l.Digest, l.Size)
 		}
 	}

@@ -114,7 +114,7 @@ func TestImportStrict(t *testing.T) {
 	}{
 		{"layer larger than its data", crafted{layerSize: 1000}, ErrBadArchive, "descriptor says 1000 bytes"},
 		{"layer smaller than its data", crafted{layerSize: 3}, ErrBadArchive, "descriptor says 3 bytes"},
-		{"absurd layer size", crafted{layerSize: huge}, ErrBadArchive, fmt.Sprint(int64(huge))},
+		{"absurd layer size", crafted{layerSize: huge}, ErrBadImage, fmt.Sprint(int64(huge))},
 		{"hostile layer media type", crafted{layerType: "application/x-hostile"}, ErrUnsupportedMediaType, `unsupported layer media type "application/x-hostile"`},
 		// Valid layers: only the descriptors lie.
 		{"hostile media type on a gzip layer", crafted{validLayer: true, layerType: "application/x-hostile"}, ErrUnsupportedMediaType, `unsupported layer media type "application/x-hostile"`},
