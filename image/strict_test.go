@@ -13,10 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/lading-build/lading/store"
@@ -212,5 +214,37 @@ func TestPullStrict(t *testing.T) {
 		if n := blobCount(t, s); n != 0 {
 			t.Errorf("pull %s stored %d blobs", ref, n)
 		}
+	}
+}
+
+// rawManifest is a manifest pushed as bytes, lies included.
+type rawManifest struct{ raw []byte }
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// TestPullAbsurdLayerSize: a registry manifest whose layer claims 2^62
+// bytes is refused before its config or any layer is fetched.
+func TestPullAbsurdLayerSize(t *testing.T) {
+	host := startRegistry(t, nil)
+	m, err := randomImage(t, 512, 1).Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Layers[0].Size = 1 << 62
+	raw, _ := json.Marshal(m)
+	r, err := name.ParseReference(host + "/absurd:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(r, rawManifest{raw}); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	if _, err := Pull(context.Background(), s, host+"/absurd:1", testOpts()); !errors.Is(err, ErrBadImage) {
+		t.Errorf("pull: err = %v, want ErrBadImage", err)
+	}
+	if n := blobCount(t, s); n != 0 {
+		t.Errorf("pull stored %d blobs", n)
 	}
 }
