@@ -42,17 +42,7 @@ func TestBitFlipThenExport(t *testing.T) {
 	want := lastLine(r.stdout)
 	checkArchiveBlobs(t, first)
 
-	st, err := store.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := image.Resolve(st, "flip:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, _ := img.Layers()
-	layer, _ := layers[0].Digest()
-	p, _ := st.BlobPath(layer.String())
+	layer, p := firstLayerBlob(t, root, "flip:1")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +55,7 @@ func TestBitFlipThenExport(t *testing.T) {
 	second := filepath.Join(t.TempDir(), "second.tar")
 	r = build(second)
 	if r.code != 0 {
-		if !strings.Contains(r.stderr, layer.String()) || !strings.Contains(r.stderr, "corrupt") {
+		if !strings.Contains(r.stderr, layer) || !strings.Contains(r.stderr, "corrupt") {
 			t.Errorf("failed export does not name the corrupt blob %s:\n%s", layer, r.stderr)
 		}
 		if _, err := os.Stat(second); !errors.Is(err, os.ErrNotExist) {
@@ -136,17 +126,7 @@ func TestTornLayerIsCacheMiss(t *testing.T) {
 		t.Fatalf("build: %s", r.stderr)
 	}
 	want := lastLine(r.stdout)
-	st, err := store.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := image.Resolve(st, "torn:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, _ := img.Layers()
-	d, _ := layers[0].Digest()
-	p, _ := st.BlobPath(d.String())
+	_, p := firstLayerBlob(t, root, "torn:1")
 	if err := os.Truncate(p, 100); err != nil {
 		t.Fatal(err)
 	}
@@ -162,4 +142,22 @@ func TestTornLayerIsCacheMiss(t *testing.T) {
 		t.Errorf("rebuilt %s, want %s", got, want)
 	}
 	checkArchiveBlobs(t, out)
+}
+
+// firstLayerBlob returns the digest and file of the first layer of the
+// stored image name.
+func firstLayerBlob(t *testing.T, root, name string) (string, string) {
+	t.Helper()
+	st, err := store.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := image.Resolve(st, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	p, _ := st.BlobPath(d.String())
+	return d.String(), p
 }
