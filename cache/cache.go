@@ -87,7 +87,7 @@ func Open(dir string) (*Cache, error) {
 		return nil, fmt.Errorf("opening cache: %w", err)
 	}
 	for _, d := range []string{"records", "parents", "locks", "stat", "tmp"} {
-		if err := os.MkdirAll(c.path(d), 0o755); err != nil {
+		if err := os.MkdirAll(c.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening cache: %w", err)
 		}
 	}
@@ -186,11 +186,11 @@ func (c *Cache) Put(r *Record) error {
 // Delete removed the (then empty) directory in between.
 func addIndex(pdir, name string) (err error) {
 	for range 3 {
-		if err = os.MkdirAll(pdir, 0o755); err != nil {
+		if err = os.MkdirAll(pdir, 0o700); err != nil {
 			return err
 		}
 		var f *os.File
-		f, err = os.OpenFile(filepath.Join(pdir, name), os.O_CREATE|os.O_WRONLY, 0o644)
+		f, err = os.OpenFile(filepath.Join(pdir, name), os.O_CREATE|os.O_WRONLY, 0o600)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

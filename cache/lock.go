@@ -36,7 +36,7 @@ func (c *Cache) Lock(ctx context.Context, key string) (unlock func() error, err 
 // the locked file is still the one at path and starts over if not.
 func flock(ctx context.Context, path string, how int) (func() error, error) {
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, err
 		}

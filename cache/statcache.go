@@ -79,7 +79,7 @@ func OpenStatCache(dir, contextDir string) (*StatCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening stat cache: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening stat cache: %w", err)
 	}
 	sum := sha256.Sum256([]byte(abs))
@@ -254,7 +254,7 @@ func (c *StatCache) Save() error {
 			delete(c.entries, k)
 		}
 	}
-	if err := atomicfile.Write(c.path, encodeStat(c.entries), 0o644); err != nil {
+	if err := atomicfile.Write(c.path, encodeStat(c.entries), 0o600); err != nil {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
 	c.dirty = false
