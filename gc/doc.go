@@ -22,7 +22,8 @@
 //
 //  3. with Options.Mounts (or MountIDs, or All), cache mounts;
 //
-//  4. every blob that neither a named image nor a remaining record uses.
+//  4. every blob that neither a named image nor a remaining record uses,
+//     and the temp files of blobs killed processes were writing.
 //
 //     st, err := store.Open(root)
 //     stats, err := gc.Prune(ctx, st, gc.Options{KeepStorage: -1})

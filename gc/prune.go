@@ -89,7 +89,10 @@ func Prune(ctx context.Context, st *store.Store, o Options) (Stats, error) {
 	if err := collectBlobs(ctx, st, live, &stats); err != nil {
 		return stats, err
 	}
-	return stats, nil
+	// Blob temp files of killed writers: no writer runs now.
+	freed, err := st.RemoveBlobTemps()
+	stats.Bytes += freed
+	return stats, err
 }
 
 // pruneRecords prunes the part's cache records (when records is set) and

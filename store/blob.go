@@ -122,7 +122,7 @@ type BlobWriter struct {
 
 // NewBlobWriter starts a blob under tmp/.
 func (s *Store) NewBlobWriter() (*BlobWriter, error) {
-	f, err := s.createTemp("blob")
+	f, err := s.createTemp(blobTempPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("creating blob: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lading-build/lading/internal/atomicfile"
@@ -91,6 +92,34 @@ func (s *Store) removeStaleTemps(cutoff time.Time) {
 		_ = os.RemoveAll(s.Path("tmp", e.Name()))
 	}
 }
+
+// RemoveBlobTemps removes the temp files of blobs being written (those
+// of processes killed mid-write, which Open only removes after a day) and
+// returns the bytes freed. Only writers of blobs create them, and they
+// hold the collection lock (Hold): call it only while holding Collect.
+func (s *Store) RemoveBlobTemps() (int64, error) {
+	entries, err := os.ReadDir(s.Path("tmp"))
+	if err != nil {
+		return 0, fmt.Errorf("removing blob temp files: %w", err)
+	}
+	var freed int64
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), blobTempPrefix+"-") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if err := os.Remove(s.Path("tmp", e.Name())); err == nil {
+			freed += info.Size()
+		}
+	}
+	return freed, nil
+}
+
+// blobTempPrefix starts the names of blob temp files under tmp/.
+const blobTempPrefix = "blob"
 
 // createTemp creates a temp file under tmp/ with the given name prefix.
 func (s *Store) createTemp(prefix string) (*os.File, error) {

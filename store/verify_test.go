@@ -95,3 +95,26 @@ func TestOpenVerified(t *testing.T) {
 		t.Fatal("torn blob kept")
 	}
 }
+
+// TestRemoveBlobTemps: the temp file of a blob a killed process was
+// writing goes; other temp files stay.
+func TestRemoveBlobTemps(t *testing.T) {
+	s := openTest(t)
+	w, err := s.NewBlobWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "half a layer")
+	other := s.Path("tmp", ".tmp-names.json-123")
+	if err := os.WriteFile(other, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	freed, err := s.RemoveBlobTemps()
+	if err != nil || freed != int64(len("half a layer")) {
+		t.Fatalf("RemoveBlobTemps = %d, %v", freed, err)
+	}
+	if left := tmpFiles(t, s); len(left) != 1 || left[0] != filepath.Base(other) {
+		t.Errorf("tmp/ holds %v, want only %s", left, filepath.Base(other))
+	}
+	w.Close()
+}
