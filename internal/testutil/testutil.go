@@ -64,7 +64,7 @@ func BusyboxRootfs(t testing.TB, dir string) {
 	for _, d := range []string{"root", "tmp", "home/app"} {
 		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
-	must(t, os.Chmod(filepath.Join(dir, "tmp"), 0o1777))
+	must(t, os.Chmod(filepath.Join(dir, "tmp"), 0o777|os.ModeSticky))
 	if os.Geteuid() == 0 {
 		must(t, os.Chown(filepath.Join(dir, "home/app"), 1000, 1000))
 	}
