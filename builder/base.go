@@ -47,7 +47,8 @@ func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []str
 			OS:           b.opts.Platform.OS,
 			Architecture: b.opts.Platform.Architecture,
 			Variant:      b.opts.Platform.Variant,
-			Config:       v1.Config{Env: []string{"PATH=" + defaultPath}},
+			// BuildKit's empty image has WorkingDir "/".
+			Config: v1.Config{Env: []string{"PATH=" + defaultPath}, WorkingDir: "/"},
 		}
 		return &stageResult{cfg: cfg, base: "scratch"}, nil, nil
 	}

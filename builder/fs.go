@@ -150,11 +150,10 @@ func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) (v1
 func mkdirInRoot(root, dir, user string) error {
 	uid, gid := -1, -1
 	if user != "" {
-		u, err := copier.LookupUser(root, user)
-		if err != nil {
+		var err error
+		if uid, gid, err = copier.LookupOwner(root, user); err != nil {
 			return err
 		}
-		uid, gid = u.UID, u.GID
 	}
 	var created []string
 	cur := "/"

@@ -244,8 +244,10 @@ func TestEscapes(t *testing.T) {
 		{name: "source symlink to host passwd, resolved in context", ctx: []fx{"l pw ../../../../etc/passwd", "f etc/passwd ctx"},
 			req:    Request{Sources: []string{"pw"}, Dest: "/got"},
 			wantIn: map[string]string{"got": "ctx"}},
+		// The link resolves inside the context, where the wildcard matches
+		// nothing: an empty wildcard copies nothing.
 		{name: "wildcard through symlinked dir", ctx: []fx{"l d /etc"},
-			req: Request{Sources: []string{"d/pass*"}, Dest: "/got/"}, wantErr: true},
+			req: Request{Sources: []string{"d/pass*"}, Dest: "/got/"}},
 		{name: "archive", req: Request{Sources: []string{"evil.tar"}, Dest: "/dst", Add: true}},
 		{name: "archive into symlinked dest", req: Request{Sources: []string{"evil.tar"}, Dest: "/abs", Add: true}},
 	}

@@ -114,13 +114,12 @@ func Copy(ctx context.Context, req Request) (err error) {
 		return err
 	}
 	defer o.dst.close()
-	if !o.dirDest {
-		o.dirDest = o.dst.isDir(o.dest)
-	}
-	if srcs[len(srcs)-1].Match > 0 && !o.dirDest && !req.Parents {
-		return ErrMultipleSources
-	}
+	slash := o.dirDest
 	for len(srcs) > 0 {
+		// Each match goes into the destination if it is a directory by
+		// now, else becomes it: several files onto a destination that is
+		// not a directory overwrite each other, as in BuildKit.
+		o.dirDest = slash || o.dst.isDir(o.dest)
 		n := 1
 		for n < len(srcs) && srcs[n].Match == srcs[0].Match {
 			n++
@@ -149,11 +148,11 @@ func newOp(req Request) (*op, error) {
 	base := path.Base(d)
 	o.dirDest = d == "" || strings.HasSuffix(d, "/") || base == "." || base == ".."
 	if req.Chown != "" {
-		u, err := LookupUser(req.DestRoot, req.Chown)
+		uid, gid, err := LookupOwner(req.DestRoot, req.Chown)
 		if err != nil {
 			return nil, fmt.Errorf("resolving --chown=%s: %w", req.Chown, err)
 		}
-		o.chown = &owner{u.UID, u.GID}
+		o.chown = &owner{uid, gid}
 		o.created = *o.chown
 	}
 	if req.Chmod != "" {

@@ -17,12 +17,6 @@ import (
 // ErrNoSources is returned when the sources select nothing.
 var ErrNoSources = errors.New("no source files were specified")
 
-// ErrMultipleSources is returned for several sources and a destination that
-// is not a directory.
-//
-//lint:ignore ST1005 Docker's wording, which users search for.
-var ErrMultipleSources = errors.New("When using COPY with more than one source file, the destination must be a directory and end with a /")
-
 // Source is one entry selected for copying. Select returns each match (a
 // source path, or one path a wildcard matched) followed by the entries of
 // its directory walk, in lexical order with directories before their
@@ -42,8 +36,10 @@ type Source struct {
 // a symlink named (or matched) as a source is followed inside SrcRoot,
 // directories are walked without following symlinks, sockets are skipped,
 // and req.Ignore excludes entries as .dockerignore does, req.Exclude as
-// --exclude does. A source that selects nothing is an error, unless
-// --exclude removed what it matched.
+// --exclude does. A source named without wildcards that selects nothing
+// is an error, unless --exclude removed what it matched; a wildcard that
+// matches nothing selects nothing, as BuildKit allows (its empty-wildcard
+// rule), even when no other source remains.
 //
 // With req.Parents each source is one match: the directory it is
 // relative to (SrcRoot, or the part before "/./"), whose walk keeps what
@@ -165,7 +161,7 @@ func (s *selector) source(arg string, match int) ([]Source, error) {
 		out = append(out, entries...)
 		match++
 	}
-	if len(out) == 0 && !excluded {
+	if len(out) == 0 && !excluded && !wildcard {
 		return nil, fmt.Errorf("source %q: pattern matched no files: %w", arg, ErrNoSources)
 	}
 	return out, nil
@@ -219,8 +215,8 @@ func (s *selector) parents(arg string, match int) ([]Source, error) {
 }
 
 // expand returns the paths (relative to the root, not resolved) that arg
-// names: arg itself, or what its wildcards match, component by component
-// as Docker does with filepath.Match.
+// names: arg itself, or what its wildcards match (maybe nothing),
+// component by component as Docker does with filepath.Match.
 func (s *selector) expand(arg string) ([]string, error) {
 	rel := relPath(arg)
 	if !hasMeta(rel) {
@@ -274,9 +270,6 @@ func (s *selector) expand(arg string) ([]string, error) {
 			}
 		}
 		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("source %q: pattern matched no files: %w", arg, ErrNoSources)
 	}
 	sort.Strings(out)
 	return out, nil

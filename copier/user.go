@@ -16,18 +16,19 @@ import (
 // maxUserFile bounds what is read of /etc/passwd and /etc/group.
 const maxUserFile = 16 << 20
 
-// LookupUser resolves spec ("user", "uid:gid", "name:group", ...) with
-// passwd.Lookup against root/etc/passwd and root/etc/group, both opened
-// inside root (a symlinked /etc is followed as the image would see it).
-// Missing files are treated as empty.
-func LookupUser(root, spec string) (passwd.User, error) {
+// LookupOwner resolves the owner of written files from spec ("user",
+// "uid:gid", "name:group", ...) with passwd.Owner against
+// root/etc/passwd and root/etc/group, both opened inside root (a
+// symlinked /etc is followed as the image would see it). Missing files
+// are treated as empty.
+func LookupOwner(root, spec string) (uid, gid int, err error) {
 	pw, err := readInRoot(root, "/etc/passwd")
 	if err != nil {
-		return passwd.User{}, err
+		return 0, 0, err
 	}
 	gr, err := readInRoot(root, "/etc/group")
 	if err != nil {
-		return passwd.User{}, err
+		return 0, 0, err
 	}
 	var pr, grr io.Reader // untyped nil when a file is missing
 	if pw != nil {
@@ -36,7 +37,7 @@ func LookupUser(root, spec string) (passwd.User, error) {
 	if gr != nil {
 		grr = bytes.NewReader(gr)
 	}
-	return passwd.Lookup(spec, pr, grr)
+	return passwd.Owner(spec, pr, grr)
 }
 
 // readInRoot reads the regular file p resolved inside root; nil when it

@@ -155,3 +155,59 @@ func Lookup(spec string, passwdFile, groupFile io.Reader) (User, error) {
 	}
 	return u, nil
 }
+
+// Owner resolves the owner of files a build step writes (COPY/ADD
+// --chown, the directories WORKDIR creates) from spec ("user[:group]"),
+// the way BuildKit's file operations do, which differs from Lookup (the
+// user a process runs as):
+//   - "root" is 0 and a number is itself, without reading the files; a
+//     number given alone is also the group (--chown=1000 is 1000:1000);
+//   - a user name takes its uid and primary group from passwd;
+//   - a group name takes its gid from group;
+//   - a name missing from the files (or files missing) is id 0 for a
+//     user, and leaves the user's group for a group.
+func Owner(spec string, passwdFile, groupFile io.Reader) (uid, gid int, err error) {
+	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
+	if id, ok := numericID(userPart); ok {
+		uid, gid = id, id
+	} else {
+		users, err := parse(passwdFile, false)
+		if err != nil {
+			return 0, 0, fmt.Errorf("reading passwd: %w", err)
+		}
+		for _, u := range users {
+			if u.name == userPart {
+				uid, gid = u.id, u.gid
+				break
+			}
+		}
+	}
+	if !hasGroup {
+		return uid, gid, nil
+	}
+	if id, ok := numericID(groupPart); ok {
+		return uid, id, nil
+	}
+	groups, err := parse(groupFile, true)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading group: %w", err)
+	}
+	for _, g := range groups {
+		if g.name == groupPart {
+			return uid, g.id, nil
+		}
+	}
+	return uid, gid, nil
+}
+
+// numericID parses a user or group given as a number; "root" is 0.
+func numericID(s string) (int, bool) {
+	if s == "root" {
+		return 0, true
+	}
+	n, err := strconv.ParseUint(s, 10, 31)
+	if err != nil {
+		return 0, false
+	}
+	return int(n), true
+}
