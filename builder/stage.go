@@ -29,6 +29,9 @@ type stageResult struct {
 	// chain lists the cache keys of the steps that made the rootfs, for
 	// --cache-to.
 	chain []string
+	// args are the ARGs in scope at the end of the stage, which a stage
+	// built FROM it inherits (as BuildKit does since v0.15).
+	args []arg
 	// start is the stage's starting point: its base's snapshot and how
 	// many layers and history entries came from the base.
 	start struct {
@@ -44,6 +47,7 @@ func (r *stageResult) clone() *stageResult {
 	c.layers = append([]v1.Layer(nil), r.layers...)
 	c.history = append([]v1.History(nil), r.history...)
 	c.chain = append([]string(nil), r.chain...)
+	c.args = append([]arg(nil), r.args...)
 	return &c
 }
 
@@ -83,6 +87,7 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 	}
 	b.rep.Done(id, false, nil)
 	s.res = res
+	s.args = res.args
 	s.key, s.stamp = res.key, res.stamp
 	res.start.snap, res.start.layers, res.start.history = res.snap, len(res.layers), len(res.history)
 	s.shell = res.cfg.Config.Shell
@@ -109,7 +114,7 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 			return nil, err
 		}
 	}
-	s.res.key, s.res.stamp = s.key, s.stamp
+	s.res.key, s.res.stamp, s.res.args = s.key, s.stamp, s.args
 	return s.res, nil
 }
 

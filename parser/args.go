@@ -69,19 +69,32 @@ func parsePlatform(s string) (platform, error) {
 	return p, nil
 }
 
-// platformArgs returns the automatic platform ARGs for build platform b
-// and target platform t.
-func platformArgs(b, t platform) map[string]string {
-	return map[string]string{
-		"BUILDPLATFORM":  b.String(),
-		"BUILDOS":        b.os,
-		"BUILDARCH":      b.arch,
-		"BUILDVARIANT":   b.variant,
-		"TARGETPLATFORM": t.String(),
-		"TARGETOS":       t.os,
-		"TARGETARCH":     t.arch,
-		"TARGETVARIANT":  t.variant,
+// automaticArgs returns the ARGs BuildKit defines for build platform b,
+// target platform t and target stage target ("" means "default"); a
+// --build-arg of the same name overrides one.
+func automaticArgs(b, t platform, target string, buildArgs map[string]string) map[string]string {
+	if target == "" {
+		target = "default"
 	}
+	args := map[string]string{
+		"BUILDPLATFORM":   b.String(),
+		"BUILDOS":         b.os,
+		"BUILDOSVERSION":  "",
+		"BUILDARCH":       b.arch,
+		"BUILDVARIANT":    b.variant,
+		"TARGETPLATFORM":  t.String(),
+		"TARGETOS":        t.os,
+		"TARGETOSVERSION": "",
+		"TARGETARCH":      t.arch,
+		"TARGETVARIANT":   t.variant,
+		"TARGETSTAGE":     target,
+	}
+	for k := range args {
+		if v, ok := buildArgs[k]; ok {
+			args[k] = v
+		}
+	}
+	return args
 }
 
 // envGetter returns m as a shell environment.
@@ -97,9 +110,9 @@ func envGetter(m map[string]string) shell.EnvGetter {
 // globalArgs computes the meta ARGs declared before the first FROM, in
 // order: a --build-arg value wins, else the default expanded with the ARGs
 // before it; an ARG with neither stays undefined (or keeps its automatic
-// platform value).
-func globalArgs(metas []*argNode, plat platform, buildArgs map[string]string, file string, escape rune) (map[string]string, error) {
-	args := platformArgs(plat, plat)
+// value, see automaticArgs).
+func globalArgs(metas []*argNode, plat platform, target string, buildArgs map[string]string, file string, escape rune) (map[string]string, error) {
+	args := automaticArgs(plat, plat, target, buildArgs)
 	lex := shell.NewLex(escape)
 	for _, m := range metas {
 		for _, kv := range m.cmd.Args {

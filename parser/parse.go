@@ -66,7 +66,7 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.GlobalArgs, err = globalArgs(metas, plat, p.BuildArgs, p.File, p.escape); err != nil {
+	if p.GlobalArgs, err = globalArgs(metas, plat, opts.Target, p.BuildArgs, p.File, p.escape); err != nil {
 		return nil, err
 	}
 	if err := p.resolve(); err != nil {
@@ -168,6 +168,7 @@ func (p *Plan) resolve() error {
 	}
 	lex := shell.NewLex(p.escape)
 	globals := envGetter(p.GlobalArgs)
+	stageArgs := make([]map[string]string, len(p.Stages))
 	for _, st := range p.Stages {
 		from, _, err := lex.ProcessWord(st.From, globals)
 		if err != nil {
@@ -185,9 +186,14 @@ func (p *Plan) resolve() error {
 				return err
 			}
 		}
-		if err := p.resolveSteps(st, byName); err != nil {
+		args := map[string]string{}
+		if st.FromStage >= 0 {
+			maps.Copy(args, stageArgs[st.FromStage])
+		}
+		if err := p.resolveSteps(st, byName, args); err != nil {
 			return err
 		}
+		stageArgs[st.Index] = args
 	}
 	return nil
 }
@@ -207,14 +213,14 @@ func (p *Plan) expandPlatform(st *Stage, lex *shell.Lex, globals shell.EnvGetter
 }
 
 // resolveSteps resolves the stage references of st's steps, tracking the
-// stage's ARGs so that COPY --from=$X sees them, and sets st.Deps.
-func (p *Plan) resolveSteps(st *Stage, byName map[string]int) error {
+// stage's ARGs in args (which start with those inherited from its base
+// stage) so that COPY --from=$X sees them, and sets st.Deps.
+func (p *Plan) resolveSteps(st *Stage, byName map[string]int, args map[string]string) error {
 	deps := map[int]bool{}
 	if st.FromStage >= 0 {
 		deps[st.FromStage] = true
 	}
 	lex := shell.NewLex(p.escape)
-	args := map[string]string{}
 	for _, s := range st.Steps {
 		switch c := s.Command.(type) {
 		case *instructions.ArgCommand:

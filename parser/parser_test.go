@@ -139,6 +139,7 @@ FROM x
 		"A": "override", "B": "overrideb", "C": "c+", "E": "e",
 		"TARGETPLATFORM": "linux/arm/v6", "TARGETOS": "linux", "TARGETARCH": "arm", "TARGETVARIANT": "v6",
 		"BUILDPLATFORM": "linux/arm/v6", "BUILDOS": "linux", "BUILDARCH": "arm", "BUILDVARIANT": "v6",
+		"BUILDOSVERSION": "", "TARGETOSVERSION": "", "TARGETSTAGE": "default",
 	}
 	if !reflect.DeepEqual(p.GlobalArgs, want) {
 		t.Errorf("GlobalArgs = %v\nwant %v", p.GlobalArgs, want)

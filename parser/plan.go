@@ -49,9 +49,10 @@ type Plan struct {
 	// Needed[i] reports whether stage i is needed to build Target.
 	Needed []bool
 	// GlobalArgs are the ARGs declared before the first FROM, with build
-	// args applied, plus the automatic platform args (TARGETPLATFORM,
-	// TARGETOS, TARGETARCH, TARGETVARIANT, BUILDPLATFORM, BUILDOS,
-	// BUILDARCH, BUILDVARIANT).
+	// args applied, plus the automatic args BuildKit defines
+	// (TARGETPLATFORM, TARGETOS, TARGETOSVERSION, TARGETARCH,
+	// TARGETVARIANT, BUILDPLATFORM, BUILDOS, BUILDOSVERSION, BUILDARCH,
+	// BUILDVARIANT, and TARGETSTAGE: the --target given, or "default").
 	GlobalArgs map[string]string
 	// BuildArgs are the --build-arg values as given.
 	BuildArgs map[string]string
