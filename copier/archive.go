@@ -75,7 +75,8 @@ func (o *op) extractFile(ctx context.Context, f *os.File, what string) (bool, er
 		return false, err
 	}
 	defer a.close()
-	dir, err := o.dst.mkdirAll(o.dest, o.created)
+	// BuildKit creates an archive's destination 0755 whatever --chmod says.
+	dir, err := o.dst.mkdirAll(o.dest, newDir{owner: o.created.owner})
 	if err != nil {
 		return true, err
 	}
@@ -196,9 +197,9 @@ func extractEntry(r io.Reader, hdr *tar.Header, t *tree, m meta, opts extractOpt
 	if strings.ContainsRune(name, 0) || strings.ContainsRune(hdr.Linkname, 0) {
 		return "", errors.New("name contains a NUL byte")
 	}
-	implied := owner{}
+	implied := newDir{}
 	if opts.owner != nil {
-		implied = *opts.owner
+		implied.owner = *opts.owner
 	}
 	dir, err := t.mkdirAll(path.Dir(name), implied)
 	if err != nil {

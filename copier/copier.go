@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -77,7 +78,7 @@ type op struct {
 	dest     string // clean absolute destination
 	dirDest  bool   // the destination is a directory
 	chown    *owner // nil without --chown
-	created  owner  // owner of directories created for the destination
+	created  newDir // owner and mode of directories created for the destination
 	chmod    chmod  // nil without --chmod
 	checksum *checksum
 	commit   string    // for a Git source: the hex commit prefix of --checksum
@@ -153,7 +154,7 @@ func newOp(req Request) (*op, error) {
 			return nil, fmt.Errorf("resolving --chown=%s: %w", req.Chown, err)
 		}
 		o.chown = &owner{uid, gid}
-		o.created = *o.chown
+		o.created.owner = *o.chown
 	}
 	if req.Chmod != "" {
 		c, err := parseMode(req.Chmod)
@@ -161,6 +162,11 @@ func newOp(req Request) (*op, error) {
 			return nil, err
 		}
 		o.chmod = c
+		if m, err := strconv.ParseUint(req.Chmod, 8, 32); err == nil {
+			// BuildKit creates the destination's missing directories with
+			// an octal --chmod's permission bits.
+			o.created.mode, o.created.setMode = uint32(m)&0o777, true
+		}
 	}
 	if req.Checksum != "" {
 		if err := o.parseChecksum(); err != nil {

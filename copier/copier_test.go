@@ -187,10 +187,10 @@ func TestCopy(t *testing.T) {
 			want: []string{`x f 0644 1:2 "o"`},
 		},
 		{
-			name: "chmod applies to copied files and dirs, not created parents",
+			name: "octal chmod applies to copied files and dirs and created parents",
 			req:  Request{Sources: []string{"dir"}, Dest: "/p/q", Chmod: "750"},
 			want: []string{
-				"p d 0755 0:0", "p/q d 0755 0:0", `p/q/one f 0750 0:0 "one"`, "p/q/link l 0:0 ->one",
+				"p d 0750 0:0", "p/q d 0750 0:0", `p/q/one f 0750 0:0 "one"`, "p/q/link l 0:0 ->one",
 				"p/q/sub d 0750 0:0", `p/q/sub/two f 0750 0:0 "two"`,
 			},
 		},

@@ -16,6 +16,14 @@ import (
 // owner is a numeric uid and gid.
 type owner struct{ uid, gid int }
 
+// newDir is the owner and permission bits (0755 unless setMode) of the
+// directories mkdirAll creates.
+type newDir struct {
+	owner
+	mode    uint32
+	setMode bool
+}
+
 // meta is the metadata given to one written entry.
 type meta struct {
 	owner
@@ -77,14 +85,14 @@ func (t *tree) isDir(rel string) bool {
 }
 
 // mkdirAll makes rel a directory and returns it opened. Symlinks on the way
-// are resolved inside the tree; directories it creates get mode 0755 and
-// owner own.
-func (t *tree) mkdirAll(rel string, own owner) (*os.File, error) {
+// are resolved inside the tree; directories it creates get the owner and
+// mode of own.
+func (t *tree) mkdirAll(rel string, own newDir) (*os.File, error) {
 	return t.mkdirAllDepth(rel, own, 0)
 }
 
 // mkdirAllDepth is mkdirAll with a count of dangling symlinks followed.
-func (t *tree) mkdirAllDepth(rel string, own owner, depth int) (*os.File, error) {
+func (t *tree) mkdirAllDepth(rel string, own newDir, depth int) (*os.File, error) {
 	cur, err := dupDir(t.root)
 	if err != nil {
 		return nil, err
@@ -103,7 +111,7 @@ func (t *tree) mkdirAllDepth(rel string, own owner, depth int) (*os.File, error)
 
 // step enters (creating if needed) the directory name inside dir; prefix is
 // its path from the tree root, used to resolve a symlink in its place.
-func (t *tree) step(dir *os.File, prefix []string, name string, own owner, depth int) (*os.File, error) {
+func (t *tree) step(dir *os.File, prefix []string, name string, own newDir, depth int) (*os.File, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(int(dir.Fd()), name, flags, 0)
 	switch {
@@ -121,9 +129,13 @@ func (t *tree) step(dir *os.File, prefix []string, name string, own owner, depth
 			return nil, err
 		}
 		f := os.NewFile(uintptr(fd), name)
-		err = fchown(f, own)
+		err = fchown(f, own.owner)
 		if err == nil {
-			err = f.Chmod(0o755) // past the umask
+			mode := os.FileMode(0o755)
+			if own.setMode {
+				mode = os.FileMode(own.mode & 0o777)
+			}
+			err = f.Chmod(mode) // past the umask
 		}
 		if err != nil {
 			f.Close()
