@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/lading-build/lading/image"
 )
 
 // image assembles the stage's OCI image: its layers in order, and its
@@ -45,7 +47,13 @@ func (r *stageResult) image(opts Options) (v1.Image, error) {
 	if cfg.Architecture == "" {
 		cfg.Architecture = opts.Platform.Architecture
 	}
-	return mutate.ConfigFile(img, cfg)
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Config.Healthcheck == nil {
+		return img, nil
+	}
+	return image.WithExtra(img, r.extra)
 }
 
 func nonEmpty(h []v1.History) int {

@@ -139,7 +139,11 @@ func (b *build) fromImage(ctx context.Context, img v1.Image) (*stageResult, []st
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading image digest: %w", err)
 	}
-	res := &stageResult{cfg: cfg, layers: layers, history: cf.History, snap: snap, base: dgst.String(), stamp: cf.Created.Time}
+	extra, err := image.ExtraOf(img)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &stageResult{cfg: cfg, extra: extra, layers: layers, history: cf.History, snap: snap, base: dgst.String(), stamp: cf.Created.Time}
 	if nonEmpty(res.history) != len(layers) {
 		// Keep history and layers consistent for images whose history
 		// does not describe their layers (or is missing).

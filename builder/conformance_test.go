@@ -71,9 +71,9 @@ type caseSpec struct {
 	args     map[string]string
 	target   string
 	prebuild [][2]string // images built first: name, recipe file
-	setup    [][]string // ctx-* lines
-	errs     []string   // the build fails with an error containing each
-	warnings []string   // the parser or linter warns with each
+	setup    [][]string  // ctx-* lines
+	errs     []string    // the build fails with an error containing each
+	warnings []string    // the parser or linter warns with each
 	checks   []check
 }
 

@@ -71,6 +71,7 @@ func (s *stage) meta(cmd instructions.Command) error {
 			StartPeriod: h.StartPeriod,
 			Retries:     h.Retries,
 		}
+		s.res.extra.HealthStartInterval = h.StartInterval
 	case *instructions.ShellCommand:
 		s.shell = append([]string(nil), cmd.Shell...)
 		c.Shell = s.shell

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
+	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
 )
@@ -20,6 +21,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // holding its root filesystem.
 type stageResult struct {
 	cfg     *v1.ConfigFile
+	extra   image.Extra // config fields cfg's type lacks
 	layers  []v1.Layer
 	history []v1.History
 	snap    string    // committed snapshot of the rootfs; "" = empty
