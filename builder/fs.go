@@ -22,9 +22,6 @@ import (
 	"github.com/lading-build/lading/snapshot"
 )
 
-// errUnsupported marks recipe features that are parsed but not built yet.
-var errUnsupported = errors.New("not supported yet")
-
 // fsStep runs fn against a writable snapshot on top of the stage's rootfs,
 // commits it as name (a temporary name, removed after the build, when "")
 // and turns the change into a layer. It returns nil for a step that

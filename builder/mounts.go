@@ -317,13 +317,22 @@ func (s *stage) selectionDigest(ctx context.Context, sel []copier.Source) (strin
 // hashed into the directory name, so no id can reach outside; sharing
 // "locked" holds an exclusive lock for the step, "private" uses an
 // instance no other step holds. Cache mounts are not part of step keys.
+// With from= (a stage or image), the cache is a separate one per source
+// content, as in BuildKit, and starts as a copy of that source's
+// source= directory.
 func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *instructions.Mount) error {
-	if mt.From != "" {
-		return fmt.Errorf("cache mounts with from= are %w", errUnsupported)
-	}
 	id := mt.CacheID
 	if id == "" {
 		id = mt.Target
+	}
+	var seed, seedPath string
+	if mt.From != "" {
+		snap, ident, err := s.sourceSnapshot(ctx, mt.From)
+		if err != nil {
+			return err
+		}
+		seed, seedPath = snap, path.Clean("/"+mt.Source)
+		id += "\x00" + ident + "\x00" + seedPath
 	}
 	m.key = append(m.key, fmt.Sprintf("cache %s ro=%v", mt.Target, mt.ReadOnly))
 	m.setups = append(m.setups, func(m *runMounts) error {
@@ -339,12 +348,33 @@ func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *instructions.M
 			return err
 		}
 		m.cleanups = append(m.cleanups, unlock)
-		if err := initCacheDir(dir, mt); err != nil {
+		created, err := initCacheDir(dir, mt)
+		if err != nil {
 			return err
+		}
+		if created && seed != "" {
+			if err := s.b.seedCacheDir(ctx, dir, seed, seedPath); err != nil {
+				return err
+			}
 		}
 		m.mounts = append(m.mounts, runtime.Mount{Type: runtime.MountBind, Source: dir, Target: mt.Target, Readonly: mt.ReadOnly})
 		return nil
 	})
+	return nil
+}
+
+// seedCacheDir fills a new cache directory with the directory src of the
+// committed snapshot snap, owners and modes kept.
+func (b *build) seedCacheDir(ctx context.Context, dir, snap, src string) error {
+	view, done, err := b.mountView(ctx, snap, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	err = copier.Copy(ctx, copier.Request{SrcRoot: view, Sources: []string{src}, Dest: "/", DestRoot: dir, KeepOwner: true})
+	if err != nil {
+		return fmt.Errorf("seeding cache mount from %s: %w", src, err)
+	}
 	return nil
 }
 
@@ -378,18 +408,18 @@ func lockCacheDir(ctx context.Context, base string, sharing instructions.ShareMo
 }
 
 // initCacheDir creates a cache mount's directory with its uid, gid and
-// mode the first time.
-func initCacheDir(dir string, mt *instructions.Mount) error {
-	err := os.Mkdir(dir, 0o755)
+// mode the first time, and then reports created.
+func initCacheDir(dir string, mt *instructions.Mount) (created bool, err error) {
+	err = os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		// It must be a directory of ours, never a symlink (which the
 		// runtime would follow when bind mounting it).
-		return realDir(dir)
+		return false, realDir(dir)
 	}
 	if err != nil {
-		return fmt.Errorf("creating cache mount: %w", err)
+		return false, fmt.Errorf("creating cache mount: %w", err)
 	}
-	return setOwnerMode(dir, mt, 0o755)
+	return true, setOwnerMode(dir, mt, 0o755)
 }
 
 // setOwnerMode gives a cache directory or secret file the uid, gid and
