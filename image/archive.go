@@ -17,6 +17,9 @@ import (
 type ArchiveEntry struct {
 	Ref   string
 	Names []string
+	// BareTags are the org.opencontainers.image.ref.name values of an OCI
+	// archive that are only a tag ("1.0"), which name no image.
+	BareTags []string
 }
 
 // ArchiveContents lists the images of an archive file for ImportArchive.
@@ -96,6 +99,8 @@ func ociEntries(path string, index []byte) ([]ArchiveEntry, error) {
 		}
 		if n != "" {
 			out[j].Names = append(out[j].Names, n)
+		} else if sel != "" {
+			out[j].BareTags = append(out[j].BareTags, sel)
 		}
 	}
 	return out, nil

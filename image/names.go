@@ -2,6 +2,9 @@ package image
 
 import (
 	"fmt"
+	"strings"
+
+	gcrname "github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/lading-build/lading/store"
 )
@@ -34,4 +37,18 @@ func LookupName(s *store.Store, ref string) (stored, digest string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("resolving %s: %w", n, store.ErrNotFound)
+}
+
+// ValidateName checks that name is a valid Docker image reference: a
+// lowercase repository with an optional tag (up to 128 letters, digits,
+// '_', '.' and '-', not starting with '.' or '-') or digest.
+func ValidateName(name string) error {
+	ref, err := gcrname.ParseReference(name, gcrname.WeakValidation)
+	if err != nil {
+		return fmt.Errorf("invalid image name %q: %w", name, err)
+	}
+	if t, ok := ref.(gcrname.Tag); ok && strings.IndexAny(t.TagStr(), ".-") == 0 {
+		return fmt.Errorf("invalid image name %q: a tag cannot start with '.' or '-'", name)
+	}
+	return nil
 }

@@ -110,6 +110,11 @@ type output struct {
 
 func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	ctx := cmd.Context()
+	for _, t := range f.tags {
+		if err := image.ValidateName(t); err != nil {
+			return fmt.Errorf("-t: %w", err)
+		}
+	}
 	outs, err := parseOutputs(f.outputs)
 	if err != nil {
 		return err

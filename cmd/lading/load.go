@@ -51,6 +51,11 @@ archive gives them. Prints one "DIGEST NAME..." line per image.`,
 					}
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), joinFields(d.String(), e.Names))
+				if len(e.Names) == 0 {
+					for _, tag := range e.BareTags {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s was loaded without a name: the archive only gives it the tag %q, which names no repository (name it with: lading tag %s NAME:%s)\n", d, tag, d, tag)
+					}
+				}
 			}
 			return nil
 		},
