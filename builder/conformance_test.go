@@ -42,6 +42,10 @@ func TestConformance(t *testing.T) {
 	if err := e.store.Tag("busybox", mustResolve(t, e, "busybox:test")); err != nil {
 		t.Fatal(err)
 	}
+	readme, err := os.ReadFile(filepath.Join(conformanceDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	only := os.Getenv("LADING_CASE")
 	t.Run("case", func(t *testing.T) {
 		for _, ent := range ents {
@@ -49,6 +53,9 @@ func TestConformance(t *testing.T) {
 				continue
 			}
 			dir := filepath.Join(conformanceDir, ent.Name())
+			if !bytes.Contains(readme, []byte("| "+ent.Name()+" |")) {
+				t.Errorf("README.md has no row for case %s", ent.Name())
+			}
 			t.Run(ent.Name(), func(t *testing.T) {
 				t.Parallel()
 				runCase(t, e, dir)
@@ -71,6 +78,7 @@ type caseSpec struct {
 	args     map[string]string
 	target   string
 	prebuild [][2]string // images built first: name, recipe file
+	source   bool        // the case names the upstream test it comes from
 	setup    [][]string  // ctx-* lines
 	errs     []string    // the build fails with an error containing each
 	warnings []string    // the parser or linter warns with each
@@ -99,11 +107,17 @@ func readCase(t *testing.T, dir string) caseSpec {
 		kind, rest, _ := strings.Cut(line, " ")
 		rest = strings.TrimSpace(rest)
 		switch kind {
+		case "source", "note":
+			cs.source = cs.source || kind == "source"
+			continue
 		case "error":
 			cs.errs = append(cs.errs, rest)
 			continue
 		case "warning":
 			cs.warnings = append(cs.warnings, rest)
+			continue
+		case "env", "noenv":
+			cs.checks = append(cs.checks, check{line: i + 1, kind: kind, args: []string{rest}})
 			continue
 		case "config":
 			p, raw, _ := strings.Cut(rest, " ")
@@ -124,7 +138,7 @@ func readCase(t *testing.T, dir string) caseSpec {
 			cs.prebuild = append(cs.prebuild, [2]string{toks[0], toks[1]})
 		case strings.HasPrefix(kind, "ctx-"):
 			cs.setup = append(cs.setup, append([]string{kind}, toks...))
-		case slices.Contains([]string{"env", "noenv", "file", "dir", "symlink", "absent"}, kind):
+		case slices.Contains([]string{"file", "dir", "symlink", "absent"}, kind):
 			if len(toks) == 0 {
 				t.Fatalf("case:%d: %s needs an argument", i+1, kind)
 			}
@@ -166,6 +180,9 @@ func tokens(s string) ([]string, error) {
 // runCase builds one case and checks what it expects.
 func runCase(t *testing.T, e *env, dir string) {
 	cs := readCase(t, dir)
+	if !cs.source {
+		t.Error(`the case file names no "source"`)
+	}
 	work := t.TempDir()
 	ctxDir := filepath.Join(work, "context")
 	if err := os.MkdirAll(ctxDir, 0o755); err != nil {

@@ -425,7 +425,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 			defer cleanup()
 			spec.Mounts = append([]runtime.Mount{{Type: runtime.MountBind, Source: file, Target: args[0], Readonly: true}}, spec.Mounts...)
 		}
-		spec.Env = mergeEnv(append(s.runEnv(), mounts.env...))
+		spec.Env = mergeEnv(append(append(s.b.proxyEnv(), s.runEnv()...), mounts.env...))
 		spec.Stdout = s.b.rep.Output(id)
 		spec.Stderr = spec.Stdout
 		return s.fsStep(ctx, name, func(root string) error {

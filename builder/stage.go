@@ -296,3 +296,23 @@ func (s *stage) declareArgs(c *instructions.ArgCommand) {
 		}
 	}
 }
+
+// proxyNames are the proxy variables a --build-arg of any case passes to
+// every RUN step without an ARG, as BuildKit does; they are not part of
+// step keys, so a changed proxy reuses the cache.
+var proxyNames = []string{"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"}
+
+// proxyEnv is the RUN environment the proxy build args give, in upper
+// and lower case; the stage's own ARGs and ENV come after it and win.
+func (b *build) proxyEnv() []string {
+	var env []string
+	for _, name := range proxyNames {
+		for k, v := range b.plan.BuildArgs {
+			if strings.EqualFold(k, name) {
+				env = append(env, strings.ToUpper(name)+"="+v, name+"="+v)
+				break
+			}
+		}
+	}
+	return env
+}
