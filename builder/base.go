@@ -23,14 +23,19 @@ func hostPlatform() v1.Platform {
 
 // base resolves a stage's FROM: scratch, an earlier stage, an image
 // archive or an image in the local store. It returns the starting state
-// and the base image's ONBUILD triggers.
+// and the ONBUILD triggers of the base image or stage.
 func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []string, error) {
 	if st.FromStage >= 0 {
 		parent, err := b.stage(ctx, st.FromStage)
 		if err != nil {
 			return nil, nil, err
 		}
-		return parent.clone(), nil, nil
+		// The ONBUILD triggers the parent stage declared run here, as in
+		// BuildKit (testOnBuildInheritedStageRun), and are consumed.
+		res := parent.clone()
+		triggers := res.cfg.Config.OnBuild
+		res.cfg.Config.OnBuild = nil
+		return res, triggers, nil
 	}
 	if v, isImage, ok := b.namedContext(st.From); ok {
 		if !isImage {

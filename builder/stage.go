@@ -104,6 +104,11 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 		}
 		for _, t := range trig {
 			t.Loc = st.Loc
+			// A trigger's COPY --from may name an earlier stage of this
+			// recipe (testOnBuildInheritedStageWithFrom).
+			if i, ok := b.plan.LookupStage(t.FromImage); ok && t.FromImage != "" && i < st.Index {
+				t.FromStage, t.FromImage = i, ""
+			}
 		}
 		steps = append(trig, steps...)
 		s.numSteps += len(trig)

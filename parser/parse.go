@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,6 +194,10 @@ func (p *Plan) resolve() error {
 		if err := p.resolveSteps(st, byName, args); err != nil {
 			return err
 		}
+		if st.FromStage >= 0 {
+			// The ONBUILD triggers of the base stage run in this one.
+			st.Deps = mergeDeps(st.Deps, p.Stages[st.FromStage].onbuildDeps)
+		}
 		stageArgs[st.Index] = args
 	}
 	return nil
@@ -251,6 +256,10 @@ func (p *Plan) resolveSteps(st *Stage, byName map[string]int, args map[string]st
 				s.FromImage = ref
 			}
 			deps[s.FromStage] = true
+		case *instructions.OnbuildCommand:
+			if err := p.resolveTrigger(st, s, c.Expression, byName); err != nil {
+				return err
+			}
 		case *instructions.RunCommand:
 			refs, err := mountRefs(s.node)
 			if err != nil {
@@ -274,6 +283,43 @@ func (p *Plan) resolveSteps(st *Stage, byName map[string]int, args map[string]st
 	}
 	sort.Ints(st.Deps)
 	return nil
+}
+
+// resolveTrigger records in st.onbuildDeps the earlier stages an ONBUILD
+// trigger of st reads (COPY --from=, RUN --mount from=), which a stage
+// built FROM st depends on.
+func (p *Plan) resolveTrigger(st *Stage, s *Step, expr string, byName map[string]int) error {
+	t, err := parseTrigger(expr, p.File)
+	if err != nil {
+		return errorAt(p.File, s.Loc.Line, err)
+	}
+	refs := []string{t.FromImage}
+	if _, ok := t.Command.(*instructions.RunCommand); ok {
+		if refs, err = mountRefs(t.node); err != nil {
+			return errorAt(p.File, s.Loc.Line, err)
+		}
+	}
+	for _, ref := range refs {
+		if ref == "" || strings.Contains(ref, "$") {
+			continue
+		}
+		if i, err := p.stageRef(st, ref, byName); err == nil && i >= 0 {
+			st.onbuildDeps = mergeDeps(st.onbuildDeps, []int{i})
+		}
+	}
+	return nil
+}
+
+// mergeDeps returns the sorted union of two dependency lists.
+func mergeDeps(a, b []int) []int {
+	out := append([]int(nil), a...)
+	for _, i := range b {
+		if !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	sort.Ints(out)
+	return out
 }
 
 // stageRef resolves a COPY --from / RUN --mount from= reference made in

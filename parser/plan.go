@@ -75,9 +75,12 @@ type Stage struct {
 	Platform  string
 	Loc       Location
 	Steps     []*Step
-	// Deps lists the indices of earlier stages this stage reads (its base
-	// and every COPY --from / RUN --mount from= stage), sorted, unique.
+	// Deps lists the indices of earlier stages this stage reads (its base,
+	// every COPY --from / RUN --mount from= stage, and those of the ONBUILD
+	// triggers its base stage declares), sorted, unique.
 	Deps []int
+
+	onbuildDeps []int // stages the ONBUILD triggers declared here read
 }
 
 // Step is one instruction of a stage.
