@@ -156,6 +156,9 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		rep:    opts.Progress,
 	}
 	defer b.cleanup(context.WithoutCancel(ctx))
+	if err := b.lint(); err != nil {
+		return nil, err
+	}
 
 	// Keep the garbage collector away while this build writes blobs,
 	// snapshots and records nothing references yet.

@@ -75,14 +75,15 @@ func mustResolve(t *testing.T, e *env, name string) string {
 
 // caseSpec is a parsed "case" file.
 type caseSpec struct {
-	args     map[string]string
-	target   string
-	prebuild [][2]string // images built first: name, recipe file
-	source   bool        // the case names the upstream test it comes from
-	setup    [][]string  // ctx-* lines
-	errs     []string    // the build fails with an error containing each
-	warnings []string    // the parser or linter warns with each
-	checks   []check
+	args       map[string]string
+	target     string
+	prebuild   [][2]string // images built first: name, recipe file
+	source     bool        // the case names the upstream test it comes from
+	setup      [][]string  // ctx-* lines
+	errs       []string    // the build fails with an error containing each
+	warnings   []string    // the parser or linter warns with each
+	nowarnings []string    // and with none of these
+	checks     []check
 }
 
 // check is one expectation about the built image.
@@ -115,6 +116,9 @@ func readCase(t *testing.T, dir string) caseSpec {
 			continue
 		case "warning":
 			cs.warnings = append(cs.warnings, rest)
+			continue
+		case "nowarning":
+			cs.nowarnings = append(cs.nowarnings, rest)
 			continue
 		case "env", "noenv":
 			cs.checks = append(cs.checks, check{line: i + 1, kind: kind, args: []string{rest}})
@@ -228,6 +232,11 @@ func runCase(t *testing.T, e *env, dir string) {
 			t.Errorf("no warning containing %q; warnings: %q", w, warnings)
 		}
 	}
+	for _, w := range cs.nowarnings {
+		if slices.ContainsFunc(warnings, func(s string) bool { return strings.Contains(s, w) }) {
+			t.Errorf("a warning contains %q; warnings: %q", w, warnings)
+		}
+	}
 	if len(cs.errs) > 0 {
 		if err == nil {
 			t.Fatalf("build succeeded; want an error containing %q", cs.errs)
@@ -274,15 +283,19 @@ func buildCase(e *env, recipe []byte, recipePath, ctxDir string, cs caseSpec, ou
 		return nil, nil, err
 	}
 	defer rep.Close()
-	warnings := plan.Warnings
-	res, err := builder.Build(context.Background(), plan, builder.Options{
+	opts := builder.Options{
 		ContextDir: ctxDir,
 		RecipePath: recipePath,
 		Store:      e.store,
 		Snapshots:  e.snaps,
 		Progress:   rep,
 		Pull:       builder.PullNever,
-	})
+	}
+	warnings := plan.Warnings
+	for _, w := range builder.Lint(plan, opts) {
+		warnings = append(warnings, w.String())
+	}
+	res, err := builder.Build(context.Background(), plan, opts)
 	return res, warnings, err
 }
 

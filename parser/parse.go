@@ -35,6 +35,10 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 	if err := checkDirectives(data, opts.File); err != nil {
 		return nil, err
 	}
+	ls, err := newLintState(data, opts.File)
+	if err != nil {
+		return nil, err
+	}
 	res, err := parser.Parse(bytes.NewReader(data))
 	if err != nil {
 		if strings.Contains(err.Error(), "file with no instructions") {
@@ -52,6 +56,7 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 		File:      opts.File,
 		BuildArgs: maps.Clone(opts.BuildArgs),
 		escape:    res.EscapeToken,
+		lint:      ls,
 	}
 	if p.BuildArgs == nil {
 		p.BuildArgs = map[string]string{}
@@ -62,6 +67,9 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 			line = w.Location.Start.Line
 		}
 		p.Warnings = append(p.Warnings, Location{File: opts.File, Line: line}.String()+": "+w.Short)
+		if strings.Contains(w.Short, "mpty continuation") {
+			ls.linter(opts.File).Run(&linter.RuleNoEmptyContinuation, at(line), linter.RuleNoEmptyContinuation.Format())
+		}
 	}
 	metas, err := p.split(res.AST)
 	if err != nil {
@@ -79,17 +87,11 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 	return p, nil
 }
 
-// newLinter returns a silent linter; BuildKit's instruction parser needs a
-// non-nil one when comments carry "# check=" settings.
-func newLinter() *linter.Linter {
-	return linter.New(&linter.Config{SkipAll: true})
-}
-
 // split parses every instruction node and sorts them into meta ARGs and
 // stages with steps. Stage references are resolved later by resolve.
 func (p *Plan) split(ast *parser.Node) ([]*argNode, error) {
 	var metas []*argNode
-	lint := newLinter()
+	lint := p.lint.linter(p.File)
 	for _, n := range ast.Children {
 		v, err := instructions.ParseInstructionWithLinter(n, lint)
 		if err != nil {
@@ -105,6 +107,7 @@ func (p *Plan) split(ast *parser.Node) ([]*argNode, error) {
 				FromStage: -1,
 				Platform:  c.Platform,
 				Loc:       loc,
+				fromWord:  firstField(n.Original),
 			})
 		case instructions.Command:
 			if len(p.Stages) == 0 {
@@ -437,4 +440,12 @@ func (p *Plan) LookupStage(ref string) (int, bool) {
 		return i, true
 	}
 	return -1, false
+}
+
+// firstField is the first word of s ("" when none).
+func firstField(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }

@@ -61,6 +61,7 @@ type Plan struct {
 	Warnings []string
 
 	escape rune
+	lint   *lintState // the "# check=" settings and the parser's lint findings
 }
 
 // Stage is one FROM section.
@@ -80,7 +81,8 @@ type Stage struct {
 	// triggers its base stage declares), sorted, unique.
 	Deps []int
 
-	onbuildDeps []int // stages the ONBUILD triggers declared here read
+	onbuildDeps []int  // stages the ONBUILD triggers declared here read
+	fromWord    string // the FROM keyword as written, for instruction casing
 }
 
 // Step is one instruction of a stage.

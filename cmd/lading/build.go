@@ -25,6 +25,7 @@ import (
 )
 
 type buildFlags struct {
+	check         string
 	file          string
 	tags          []string
 	buildArgs     []string
@@ -77,6 +78,8 @@ written to each --output:
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "name the image NAME[:TAG] (repeatable)")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build argument KEY=VALUE (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build this stage (name or index) instead of the last")
+	fl.StringVar(&f.check, "check", "", "lint the recipe without building (--check=error: exit 1 on warnings)")
+	fl.Lookup("check").NoOptDefVal = "warn"
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image: type=oci|docker|local,dest=PATH (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: "+strings.Join(progress.Modes, ", "))
 	fl.IntVar(&f.jobs, "jobs", 0, "stages built at once (default: number of CPUs)")
@@ -162,6 +165,9 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	st, err := openStore(cmd)
 	if err != nil {
 		return err
+	}
+	if f.check != "" {
+		return runCheck(cmd, plan, st, contexts, f.check)
 	}
 	sn, err := openSnapshotter(st, f.snapshotter)
 	if err != nil {
@@ -563,4 +569,20 @@ func openSnapshotter(st *store.Store, kind string) (snapshot.Snapshotter, error)
 		return snapshot.NewNative(st.Path("snapshots", "native"))
 	}
 	return nil, errors.New("--snapshotter must be overlay or native")
+}
+
+// runCheck is build --check: the linter's warnings, and no build. With
+// --check=error (or the recipe's "# check=error=true") warnings fail.
+func runCheck(cmd *cobra.Command, plan *parser.Plan, st *store.Store, contexts map[string]string, mode string) error {
+	if mode != "warn" && mode != "error" {
+		return fmt.Errorf("--check must be given alone or as --check=error, not %q", mode)
+	}
+	ws := builder.Lint(plan, builder.Options{Store: st, Contexts: contexts})
+	for _, w := range ws {
+		fmt.Fprintln(cmd.OutOrStdout(), w)
+	}
+	if len(ws) > 0 && (mode == "error" || plan.LintConfig().Error) {
+		return fmt.Errorf("%s: %d linter warning(s)", plan.File, len(ws))
+	}
+	return nil
 }
