@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
 )
@@ -339,21 +340,7 @@ func fileModeOf(t *testing.T, s string) os.FileMode {
 	if err != nil {
 		t.Fatalf("bad mode %q", s)
 	}
-	return fileModeBits(uint32(m))
-}
-
-func fileModeBits(m uint32) os.FileMode {
-	fm := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
+	return copier.FileMode(uint32(m))
 }
 
 // writeTar archives the directory src (then removed) as archive, owned

@@ -428,17 +428,7 @@ func initCacheDir(dir string, mt *instructions.Mount) (created bool, err error) 
 func setOwnerMode(p string, mt *instructions.Mount, def os.FileMode) error {
 	mode := def
 	if mt.Mode != nil {
-		m := *mt.Mode
-		mode = os.FileMode(m) & os.ModePerm
-		if m&0o4000 != 0 {
-			mode |= os.ModeSetuid
-		}
-		if m&0o2000 != 0 {
-			mode |= os.ModeSetgid
-		}
-		if m&0o1000 != 0 {
-			mode |= os.ModeSticky
-		}
+		mode = copier.FileMode(uint32(*mt.Mode))
 	}
 	uid, gid := 0, 0
 	if mt.UID != nil {

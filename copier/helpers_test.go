@@ -59,7 +59,7 @@ func build(t *testing.T, dir string, entries ...fx) {
 			case "mode":
 				var m uint32
 				fmt.Sscanf(v, "%o", &m)
-				err = os.Chmod(p, fileMode(m))
+				err = os.Chmod(p, FileMode(m))
 			case "owner":
 				var uid, gid int
 				fmt.Sscanf(v, "%d:%d", &uid, &gid)

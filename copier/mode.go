@@ -51,7 +51,7 @@ func ParseMode(spec string) (func(old fs.FileMode, isDir bool) fs.FileMode, erro
 			m |= 0o1000
 		}
 		kept := old &^ (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-		return kept | fileMode(c(m, isDir))
+		return kept | FileMode(c(m, isDir))
 	}, nil
 }
 

@@ -295,7 +295,7 @@ func makeDir(dir *os.File, name string, m meta, replace bool) (*os.File, error) 
 
 // finishDir sets the mode and mtime of an open directory.
 func finishDir(d *os.File, m meta) error {
-	if err := d.Chmod(fileMode(m.mode)); err != nil {
+	if err := d.Chmod(FileMode(m.mode)); err != nil {
 		return err
 	}
 	return setTime(d, ".", m.mtime)
@@ -353,7 +353,7 @@ func setMeta(f *os.File, m meta) error {
 	if err := fchown(f, m.owner); err != nil {
 		return err
 	}
-	if err := f.Chmod(fileMode(m.mode)); err != nil {
+	if err := f.Chmod(FileMode(m.mode)); err != nil {
 		return err
 	}
 	return setXattrs(f, m.xattrs)
@@ -394,8 +394,9 @@ func permitted(err error) error {
 	return err
 }
 
-// fileMode converts unix permission bits to an os.FileMode for Chmod.
-func fileMode(m uint32) os.FileMode {
+// FileMode converts unix permission bits (07777, with setuid, setgid and
+// sticky) to an os.FileMode.
+func FileMode(m uint32) os.FileMode {
 	fm := os.FileMode(m & 0o777)
 	if m&unix.S_ISUID != 0 {
 		fm |= os.ModeSetuid

@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +59,7 @@ func tarDir(t *testing.T, dir, archive string) {
 	}
 	defer f.Close()
 	tw := tar.NewWriter(f)
-	if err := tw.AddFS(os.DirFS(dir).(fs.FS)); err != nil {
+	if err := tw.AddFS(os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
 	if err := tw.Close(); err != nil {
