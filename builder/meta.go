@@ -106,9 +106,14 @@ func setEnv(env []string, key, val string) []string {
 	return append(append([]string{}, env...), key+"="+val)
 }
 
-// parsePorts expands one EXPOSE word: "80", "80/udp", "8000-8002/tcp".
+// parsePorts expands one EXPOSE word: "80", "80/udp", "8000-8002/tcp". An
+// IP or host port before the container port ("127.0.0.1:8080:80") is
+// ignored, as BuildKit does (its linter warns about it).
 func parsePorts(spec string) ([]string, error) {
 	portPart, proto, ok := strings.Cut(spec, "/")
+	if i := strings.LastIndex(portPart, ":"); i >= 0 {
+		portPart = portPart[i+1:]
+	}
 	if !ok || proto == "" {
 		proto = "tcp"
 	}

@@ -107,6 +107,7 @@ func (p *Plan) Lint(baseEnv func(st *Stage) (env []string, known bool)) []Warnin
 		if st.Name == "context" || st.Name == "scratch" {
 			l.Run(&linter.RuleReservedStageName, at(st.Loc.Line), linter.RuleReservedStageName.Format(st.Name))
 		}
+		p.lintFrom(l, st)
 		p.lintStage(l, st, baseEnv)
 	}
 	sortWarnings(ls.warnings)
@@ -175,6 +176,8 @@ func (p *Plan) lintStage(l *linter.Linter, st *Stage, baseEnv func(*Stage) ([]st
 			}
 		case *instructions.ShellCommand:
 			shellSet = true
+		case *instructions.ExposeCommand:
+			lintExpose(l, line, c.Ports)
 		case *instructions.MaintainerCommand:
 			// reported by the instruction parser
 		case *instructions.WorkdirCommand:
@@ -206,6 +209,59 @@ func (p *Plan) lintStage(l *linter.Linter, st *Stage, baseEnv func(*Stage) ([]st
 		}
 		if known {
 			p.lintUndefined(l, s, &env, declared)
+		}
+	}
+}
+
+// lintFrom applies the rules about a FROM line: UndefinedArgInFrom (a
+// variable that is neither a global ARG nor an automatic one),
+// RedundantTargetPlatform (--platform=$TARGETPLATFORM) and
+// FromPlatformFlagConstDisallowed (a constant --platform the stage name
+// does not mention).
+func (p *Plan) lintFrom(l *linter.Linter, st *Stage) {
+	line := at(st.Loc.Line)
+	known := map[string]bool{}
+	for k := range p.GlobalArgs {
+		known[k] = true
+	}
+	for k := range p.metaArgs {
+		known[k] = true
+	}
+	lex := shell.NewLex(p.escapeToken())
+	rec := &recordingEnv{EnvGetter: envGetter(p.GlobalArgs)}
+	_, _, _ = lex.ProcessWord(st.rawFrom, rec)
+	if st.rawPlatform != "" {
+		_, _, _ = lex.ProcessWord(st.rawPlatform, rec)
+	}
+	for _, name := range rec.missed {
+		if !known[name] {
+			l.Run(&linter.RuleUndefinedArgInFrom, line, linter.RuleUndefinedArgInFrom.Format(name, ""))
+		}
+	}
+	switch plat := st.rawPlatform; {
+	case plat == "":
+	case plat == "$TARGETPLATFORM" || plat == "${TARGETPLATFORM}":
+		l.Run(&linter.RuleRedundantTargetPlatform, line, linter.RuleRedundantTargetPlatform.Format(plat))
+	case !strings.Contains(plat, "$"):
+		pl, err := parsePlatform(plat)
+		if err == nil && !strings.Contains(st.Name, pl.os) && !strings.Contains(st.Name, pl.arch) {
+			l.Run(&linter.RuleFromPlatformFlagConstDisallowed, line, linter.RuleFromPlatformFlagConstDisallowed.Format(plat))
+		}
+	}
+}
+
+// lintExpose applies ExposeProtoCasing and ExposeInvalidFormat (an IP or
+// host port, which EXPOSE ignores) to the ports of an EXPOSE as written.
+func lintExpose(l *linter.Linter, line []parser.Range, ports []string) {
+	for _, port := range ports {
+		if strings.Contains(port, "$") {
+			continue
+		}
+		if _, proto, ok := strings.Cut(port, "/"); ok && proto != strings.ToLower(proto) {
+			l.Run(&linter.RuleExposeProtoCasing, line, linter.RuleExposeProtoCasing.Format(port))
+		}
+		if strings.Contains(port, ":") {
+			l.Run(&linter.RuleExposeInvalidFormat, line, linter.RuleExposeInvalidFormat.Format(port))
 		}
 	}
 }

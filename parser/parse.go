@@ -78,6 +78,12 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 	if p.GlobalArgs, err = globalArgs(metas, plat, opts.Target, p.BuildArgs, p.File, p.escape); err != nil {
 		return nil, err
 	}
+	p.metaArgs = map[string]bool{}
+	for _, m := range metas {
+		for _, kv := range m.cmd.Args {
+			p.metaArgs[kv.Key] = true
+		}
+	}
 	if err := p.resolve(); err != nil {
 		return nil, err
 	}
@@ -101,13 +107,15 @@ func (p *Plan) split(ast *parser.Node) ([]*argNode, error) {
 		switch c := v.(type) {
 		case *instructions.Stage:
 			p.Stages = append(p.Stages, &Stage{
-				Index:     len(p.Stages),
-				Name:      c.Name,
-				From:      c.BaseName,
-				FromStage: -1,
-				Platform:  c.Platform,
-				Loc:       loc,
-				fromWord:  firstField(n.Original),
+				Index:       len(p.Stages),
+				Name:        c.Name,
+				From:        c.BaseName,
+				FromStage:   -1,
+				Platform:    c.Platform,
+				Loc:         loc,
+				fromWord:    firstField(n.Original),
+				rawFrom:     c.BaseName,
+				rawPlatform: c.Platform,
 			})
 		case instructions.Command:
 			if len(p.Stages) == 0 {

@@ -62,6 +62,8 @@ type Plan struct {
 
 	escape rune
 	lint   *lintState // the "# check=" settings and the parser's lint findings
+	// metaArgs are the names of the ARGs declared before the first FROM.
+	metaArgs map[string]bool
 }
 
 // Stage is one FROM section.
@@ -83,6 +85,8 @@ type Stage struct {
 
 	onbuildDeps []int  // stages the ONBUILD triggers declared here read
 	fromWord    string // the FROM keyword as written, for instruction casing
+	rawFrom     string // From and Platform as written, before expansion
+	rawPlatform string
 }
 
 // Step is one instruction of a stage.
