@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
@@ -47,6 +49,9 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each case's http/ directory is served at HTTP_BASE, a build arg.
+	srv := httptest.NewServer(http.FileServer(http.Dir(conformanceDir)))
+	t.Cleanup(srv.Close)
 	only := os.Getenv("LADING_CASE")
 	t.Run("case", func(t *testing.T) {
 		for _, ent := range ents {
@@ -57,9 +62,10 @@ func TestConformance(t *testing.T) {
 			if !bytes.Contains(readme, []byte("| "+ent.Name()+" |")) {
 				t.Errorf("README.md has no row for case %s", ent.Name())
 			}
+			base := srv.URL + "/" + ent.Name() + "/http"
 			t.Run(ent.Name(), func(t *testing.T) {
 				t.Parallel()
-				runCase(t, e, dir)
+				runCase(t, e, dir, base)
 			})
 		}
 	})
@@ -183,8 +189,11 @@ func tokens(s string) ([]string, error) {
 }
 
 // runCase builds one case and checks what it expects.
-func runCase(t *testing.T, e *env, dir string) {
+func runCase(t *testing.T, e *env, dir, httpBase string) {
 	cs := readCase(t, dir)
+	if _, ok := cs.args["HTTP_BASE"]; !ok {
+		cs.args["HTTP_BASE"] = httpBase
+	}
 	if !cs.source {
 		t.Error(`the case file names no "source"`)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -185,20 +184,12 @@ func redact(rawURL string) string {
 	return rawURL
 }
 
-// fileName names a download as BuildKit does: Content-Disposition's
-// filename, else the last element of the URL path, else "index".
-func fileName(u *url.URL, resp *http.Response) string {
-	if cd := resp.Header.Get("Content-Disposition"); cd != "" {
-		if _, params, err := mime.ParseMediaType(cd); err == nil {
-			if fn := params["filename"]; fn != "" && !strings.HasSuffix(fn, "/") {
-				if b := path.Base(strings.ReplaceAll(fn, `\`, "/")); b != "." && b != "/" && b != ".." {
-					return b
-				}
-			}
-		}
-	}
+// fileName names a download as BuildKit's Dockerfile frontend does: the
+// last element of the URL path, else "__unnamed__" (a Content-Disposition
+// header is not used: the frontend always gives the name).
+func fileName(u *url.URL, _ *http.Response) string {
 	if b := path.Base(u.Path); b != "." && b != "/" && b != "" && b != ".." {
 		return b
 	}
-	return "index"
+	return "__unnamed__"
 }

@@ -95,14 +95,14 @@ func TestAddURL(t *testing.T) {
 			req:  Request{Sources: []string{srv.URL + "/archive.tar"}, Dest: "/dl/"},
 		},
 		{
-			name: "content-disposition name",
+			name: "content-disposition is not a name (BuildKit's frontend names downloads)",
 			req:  Request{Sources: []string{srv.URL + "/download"}, Dest: "/dl/"},
-			want: []string{"dl d 0755 0:0", `dl/named.txt f 0600 0:0 "cd"`},
+			want: []string{"dl d 0755 0:0", `dl/download f 0600 0:0 "cd"`},
 		},
 		{
 			name: "no name in url",
 			req:  Request{Sources: []string{srv.URL + "/"}, Dest: "/dl/"},
-			want: []string{"dl d 0755 0:0", `dl/index f 0600 0:0 "root"`},
+			want: []string{"dl d 0755 0:0", `dl/__unnamed__ f 0600 0:0 "root"`},
 		},
 		{
 			name: "url and local file",
