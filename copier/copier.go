@@ -35,7 +35,8 @@ type Request struct {
 	KeepOwner bool
 	// Chmod is the --chmod value, octal or symbolic (see ParseMode),
 	// applied to copied files and directories from their source mode (not
-	// to symlinks, nor to created parent directories).
+	// to symlinks). An octal value also gives its permission bits to the
+	// directories the copy creates for the destination, as in BuildKit.
 	Chmod string
 	// Add selects ADD semantics: local tar archives are extracted, URLs
 	// downloaded, Git repositories (see IsGitURL) cloned.
