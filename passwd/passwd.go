@@ -1,8 +1,11 @@
 // Package passwd resolves USER and --chown specifications ("name",
 // "uid", "name:group", "uid:gid", ...) against the /etc/passwd and
-// /etc/group files of an image, the way Docker does: a name must exist,
-// a number need not; the primary group defaults to the user's passwd
-// entry (or 0), and supplementary groups are the groups listing the user.
+// /etc/group files of an image. Lookup resolves the user a process runs
+// as, the way Docker does: a name must exist, a number need not; the
+// primary group defaults to the user's passwd entry (or 0), and
+// supplementary groups are the groups listing the user. Owner resolves
+// the owner of files a build step writes, the way BuildKit's file
+// operations do.
 package passwd
 
 import (
