@@ -24,11 +24,11 @@ const DefaultCaps uint64 = 1<<unix.CAP_CHOWN |
 	1<<unix.CAP_KILL |
 	1<<unix.CAP_AUDIT_WRITE
 
-// limitBounding removes every capability outside DefaultCaps from the
-// bounding set and clears the ambient set. It needs CAP_SETPCAP.
-func limitBounding() error {
+// limitBounding removes every capability outside caps from the bounding
+// set and clears the ambient set. It needs CAP_SETPCAP.
+func limitBounding(caps uint64) error {
 	for c := 0; c < 64; c++ {
-		if DefaultCaps&(1<<uint(c)) != 0 {
+		if caps&(1<<uint(c)) != 0 {
 			continue
 		}
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
@@ -45,14 +45,14 @@ func limitBounding() error {
 	return nil
 }
 
-// setCaps sets this thread's effective and permitted sets to DefaultCaps
-// and empties the inheritable set, as Docker does since CVE-2022-24769:
-// a non-root user then gets capabilities only from file capabilities.
-func setCaps() error {
+// setCaps sets this thread's effective and permitted sets to caps and
+// empties the inheritable set, as Docker does since CVE-2022-24769: a
+// non-root user then gets capabilities only from file capabilities.
+func setCaps(caps uint64) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	for i := range data {
-		word := uint32(DefaultCaps >> (32 * i))
+		word := uint32(caps >> (32 * i))
 		data[i].Effective = word
 		data[i].Permitted = word
 	}

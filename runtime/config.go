@@ -38,6 +38,9 @@ type config struct {
 	// Seccomp is the compiled filter of Spec.Seccomp (packFilter), empty
 	// for none.
 	Seccomp []byte `json:"seccomp,omitempty"`
+	// netns is the namespace a NetworkDefault init joins, passed as
+	// netFD.
+	netns *os.File
 }
 
 func (c *config) skips(rel string) bool {
@@ -79,8 +82,8 @@ func newConfig(spec Spec) (*config, error) {
 	}
 	switch c.Network {
 	case "":
-		c.Network = NetworkHost
-	case NetworkHost, NetworkNone:
+		c.Network = NetworkDefault
+	case NetworkDefault, NetworkHost, NetworkNone:
 	default:
 		return nil, fmt.Errorf("unknown network mode %q", c.Network)
 	}

@@ -47,7 +47,7 @@ func TestNewConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.Rootfs != "/r" || c.Cwd != "/" || c.Hostname != DefaultHostname ||
-			c.Network != NetworkHost || !strings.Contains(c.Hosts, "localhost") || c.ResolvConf == "" {
+			c.Network != NetworkDefault || !strings.Contains(c.Hosts, "localhost") || c.ResolvConf == "" {
 			t.Errorf("defaults not filled in: %+v", c)
 		}
 	}

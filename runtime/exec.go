@@ -41,7 +41,7 @@ func execUser(c *config) error {
 	if err := loadSeccomp(c.Seccomp); err != nil {
 		return err
 	}
-	if err := switchUser(u); err != nil {
+	if err := switchUser(u, containerCaps(c.Network)); err != nil {
 		return err
 	}
 	unix.Umask(0o022)
@@ -137,12 +137,11 @@ func checkExecutable(p string) error {
 	return nil
 }
 
-// switchUser limits capabilities to Docker's default set and takes on
-// u's identity. A non-root user keeps no effective capabilities, since
+// switchUser limits capabilities to caps and takes on u's identity. A non-root user keeps no effective capabilities, since
 // the kernel clears them at setuid. No-new-privileges stays off so that
 // setuid binaries in the image work, as in a Docker build.
-func switchUser(u passwd.User) error {
-	if err := limitBounding(); err != nil {
+func switchUser(u passwd.User, caps uint64) error {
+	if err := limitBounding(caps); err != nil {
 		return err
 	}
 	groups := u.Groups
@@ -155,7 +154,7 @@ func switchUser(u passwd.User) error {
 	if err := setresid(unix.SYS_SETRESGID, u.GID); err != nil {
 		return fmt.Errorf("setting group id: %w", err)
 	}
-	if err := setCaps(); err != nil {
+	if err := setCaps(caps); err != nil {
 		return err
 	}
 	if err := setresid(unix.SYS_SETRESUID, u.UID); err != nil {

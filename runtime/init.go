@@ -76,16 +76,14 @@ func containerInit() error {
 		return err
 	}
 	unix.Umask(0)
+	if err := enterNetwork(c.Network); err != nil {
+		return err
+	}
 	if err := setupRootfs(c); err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return fmt.Errorf("setting hostname: %w", err)
-	}
-	if c.Network == NetworkNone {
-		if err := loopbackUp(); err != nil {
-			return err
-		}
 	}
 	return execUser(c)
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"net/netip"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,4 +26,44 @@ func loopbackUp() error {
 		return fmt.Errorf("bringing up lo: %w", err)
 	}
 	return nil
+}
+
+// isLoopback reports whether addr (a nameserver entry) is a loopback
+// address.
+func isLoopback(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// netFD is the descriptor of the namespace an init with NetworkDefault
+// joins (Run passes it after the config and error pipes).
+const netFD = 5
+
+// enterNetwork puts this thread, the one that will execute the command,
+// into the container's network namespace: the shared private one of
+// NetworkDefault, joined before /sys is mounted so that /sys/class/net
+// shows its interfaces, or a new one of NetworkNone, which has only
+// loopback, to bring up.
+func enterNetwork(network string) error {
+	switch network {
+	case NetworkDefault:
+		err := unix.Setns(netFD, unix.CLONE_NEWNET)
+		unix.Close(netFD)
+		if err != nil {
+			return fmt.Errorf("joining the network namespace: %w", err)
+		}
+	case NetworkNone:
+		return loopbackUp()
+	}
+	return nil
+}
+
+// containerCaps is the capability set of a container: Docker's default
+// set, without CAP_NET_RAW when it shares the host's network namespace,
+// where raw and packet sockets would see and forge the host's traffic.
+func containerCaps(network string) uint64 {
+	if network == NetworkHost {
+		return DefaultCaps &^ (1 << unix.CAP_NET_RAW)
+	}
+	return DefaultCaps
 }

@@ -54,6 +54,11 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if cg != nil {
 		defer func() { err = joinCleanup(err, cg.remove()) }()
 	}
+	release, err := c.joinNetns(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("setting up network: %w", err)
+	}
+	defer release()
 	return run(ctx, c, spec, exe, cg)
 }
 
@@ -128,7 +133,7 @@ func initCmd(c *config, spec Spec, exe, cfgR, errW *os.File) *exec.Cmd {
 		Env:        []string{initEnv + "=" + initValue, "GOMAXPROCS=1", "GOGC=off"},
 		Stdout:     pipedWriter(spec.Stdout),
 		Stderr:     pipedWriter(spec.Stderr),
-		ExtraFiles: []*os.File{cfgR, errW},
+		ExtraFiles: c.initFiles(cfgR, errW),
 		WaitDelay:  waitDelay,
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: cloneFlags(c.Network),

@@ -1,10 +1,12 @@
 // Package runtime runs one process tree in an isolated Linux container:
-// new mount, pid, uts and ipc namespaces (and a network namespace with only
-// loopback for NetworkNone), a pivot_root into a prepared rootfs, /proc,
+// new mount, pid, uts and ipc namespaces, a private network namespace with
+// outbound access (NetworkDefault, see Netns), or one with only loopback
+// (NetworkNone), or the host's, a pivot_root into a prepared rootfs, /proc,
 // /dev and /sys, the build's /etc/hosts, /etc/resolv.conf and /etc/hostname,
 // extra bind and tmpfs mounts (RUN --mount), Docker's default
-// capabilities and seccomp filter, a session of its own with no
-// controlling terminal, and cgroup limits below lading's own cgroup.
+// capabilities (without CAP_NET_RAW in the host's network namespace) and
+// seccomp filter, a session of its own with no controlling terminal, and
+// cgroup limits below lading's own cgroup.
 //
 // The container's init is this same binary, re-executed from a sealed
 // in-memory copy: every main (and TestMain) must call Init first.
@@ -22,7 +24,14 @@ var ErrInvalidMount = errors.New("invalid mount")
 
 // Network modes.
 const (
+	// NetworkDefault is a private network namespace with loopback and
+	// outbound connectivity and no route to the host's loopback
+	// services (see Netns).
+	NetworkDefault = "default"
+	// NetworkHost is the host's network namespace: the container can
+	// reach every service of the host, its loopback included.
 	NetworkHost = "host"
+	// NetworkNone is a network namespace with only loopback.
 	NetworkNone = "none"
 )
 
@@ -41,12 +50,16 @@ type Spec struct {
 	// "" means root.
 	User     string
 	Hostname string
-	Network  string // NetworkHost (default) or NetworkNone
-	Stdout   io.Writer
-	Stderr   io.Writer
-	Limits   Limits
+	Network  string // NetworkDefault (when empty), NetworkHost or NetworkNone
+	// Netns is the namespace a NetworkDefault container joins, shared
+	// with others; nil makes one for this run only.
+	Netns  *Netns
+	Stdout io.Writer
+	Stderr io.Writer
+	Limits Limits
 	// Hosts and ResolvConf are the contents given to the container as
-	// /etc/hosts and /etc/resolv.conf; empty means generated defaults.
+	// /etc/hosts and /etc/resolv.conf; empty means generated defaults
+	// (for NetworkDefault, the host's resolvers the namespace can reach).
 	Hosts      string
 	ResolvConf string
 	// Mounts are extra mounts set up in the container, in order, after

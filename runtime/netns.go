@@ -1,0 +1,315 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoNetworkHelper is the error (tested with errors.Is) when the helper
+// of NetworkDefault, pasta, is not installed.
+var ErrNoNetworkHelper = errors.New("pasta not found in PATH (install the Debian package passt)")
+
+// pastaBin is the user-mode network helper of NetworkDefault, from the
+// passt project (Debian package passt).
+const pastaBin = "pasta"
+
+// dnsForward is the address, inside the namespace, where pasta answers
+// DNS queries by relaying them to the host's resolver. It is used only
+// when the host's resolvers all listen on its loopback, which the
+// namespace cannot reach.
+const dnsForward = "169.254.1.1"
+
+// netnsReadyTimeout bounds how long NewNetns waits for pasta.
+const netnsReadyTimeout = 30 * time.Second
+
+// Netns is a private network namespace for containers with
+// NetworkDefault: loopback plus one interface through which pasta (a
+// user-mode TCP/UDP/ICMP proxy running on the host, sandboxed by itself)
+// reaches the outside. Packets to the host's own loopback addresses have
+// no route: pasta neither maps the gateway to the host nor forwards ports
+// from the namespace to the host.
+//
+// One Netns is made per build and shared by its containers, which join it
+// with setns(2); that costs microseconds per container, where a namespace
+// and a helper per container would cost milliseconds. Nothing of it
+// outlives the process that made it: the namespace is held only by open
+// descriptors (of this process and pasta), and pasta, a direct child, gets
+// SIGKILL when its parent dies. Close tears both down.
+type Netns struct {
+	ns     *os.File // the namespace
+	resolv string   // the containers' /etc/resolv.conf
+	cmd    *exec.Cmd
+	stderr *tailBuffer
+	exited chan struct{} // closed once pasta has exited and was reaped
+
+	closeOnce sync.Once
+}
+
+// NewNetns makes a private network namespace and starts pasta for it. It
+// returns an error wrapping ErrNoNetworkHelper when pasta is missing.
+func NewNetns(ctx context.Context) (*Netns, error) {
+	bin, err := exec.LookPath(pastaBin)
+	if err != nil {
+		return nil, ErrNoNetworkHelper
+	}
+	ns, err := newNetNamespace()
+	if err != nil {
+		return nil, err
+	}
+	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
+	resolv, forward := privateResolvConf(string(hostResolv))
+	n := &Netns{ns: ns, resolv: resolv, stderr: &tailBuffer{max: 4096}, exited: make(chan struct{})}
+	if err := n.startPasta(ctx, bin, forward); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// pastaArgs are pasta's options: configure the namespace's interface,
+// routes and loopback, stay in the foreground (a child of this process),
+// forward no port in either direction, keep the gateway address the real
+// gateway (not an alias of the host), and write its pid to fd 4 once it
+// is ready. As root pasta would drop to nobody and then lack the
+// privileges to join the namespace, so it keeps uid 0; it still gives up
+// its capabilities, unshares its own namespaces and installs a seccomp
+// filter.
+func pastaArgs(forward bool) []string {
+	args := []string{
+		"--config-net", "--foreground", "--quiet",
+		"--tcp-ports", "none", "--udp-ports", "none",
+		"--tcp-ns", "none", "--udp-ns", "none",
+		"--no-map-gw", "--no-netns-quit",
+		"--netns", "/proc/self/fd/3",
+		"--pid", "/proc/self/fd/4",
+	}
+	if os.Geteuid() == 0 {
+		args = append(args, "--runas", "0")
+	}
+	if forward {
+		args = append(args, "--dns-forward", dnsForward)
+	}
+	return args
+}
+
+// startPasta starts pasta on n.ns and waits until it has configured the
+// namespace.
+func (n *Netns) startPasta(ctx context.Context, bin string, forward bool) error {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("starting pasta: %w", err)
+	}
+	defer readyR.Close()
+	n.cmd = &exec.Cmd{
+		Path:       bin,
+		Args:       append([]string{pastaBin}, pastaArgs(forward)...),
+		Env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Stderr:     n.stderr,
+		ExtraFiles: []*os.File{n.ns, readyW},
+		// Should this process die, pasta dies with it.
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	err = n.cmd.Start()
+	readyW.Close()
+	if err != nil {
+		n.cmd = nil
+		close(n.exited)
+		return fmt.Errorf("starting pasta: %w", err)
+	}
+	go func() {
+		n.cmd.Wait()
+		close(n.exited)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, netnsReadyTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { n.cmd.Process.Kill() })
+	// pasta writes its pid once the namespace is configured; EOF means
+	// it exited first.
+	_, err = bufio.NewReader(readyR).ReadString('\n')
+	if stop() && err == nil {
+		return nil
+	}
+	<-n.exited
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("pasta did not set up the network within %v", netnsReadyTimeout)
+		}
+		return ctx.Err()
+	}
+	return fmt.Errorf("pasta failed: %s%s", n.cmd.ProcessState, n.stderr.note())
+}
+
+// Close stops pasta and releases the namespace. It is safe to call more
+// than once.
+func (n *Netns) Close() error {
+	n.closeOnce.Do(func() {
+		if n.cmd != nil {
+			n.cmd.Process.Kill()
+			<-n.exited
+		}
+		n.ns.Close()
+	})
+	return nil
+}
+
+// check returns an error when pasta has exited: the namespace has no
+// connectivity any more.
+func (n *Netns) check() error {
+	select {
+	case <-n.exited:
+		return fmt.Errorf("the network helper pasta exited: %s%s", n.cmd.ProcessState, n.stderr.note())
+	default:
+		return nil
+	}
+}
+
+// newNetNamespace creates a network namespace and returns a descriptor
+// that holds it. The namespace is made on a locked thread that returns to
+// this process's namespace afterwards.
+func newNetNamespace() (*os.File, error) {
+	type result struct {
+		ns  *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			goruntime.UnlockOSThread()
+			ch <- result{err: fmt.Errorf("creating network namespace: %w", err)}
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			goruntime.UnlockOSThread()
+			ch <- result{err: fmt.Errorf("creating network namespace: %w", err)}
+			return
+		}
+		ns, nsErr := os.Open("/proc/thread-self/ns/net")
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// The thread stays in the new namespace: it stays locked,
+			// and Go ends it when this goroutine returns.
+			if ns != nil {
+				ns.Close()
+			}
+			ch <- result{err: fmt.Errorf("returning to the host network namespace: %w", err)}
+			return
+		}
+		goruntime.UnlockOSThread()
+		if nsErr != nil {
+			nsErr = fmt.Errorf("opening network namespace: %w", nsErr)
+		}
+		ch <- result{ns, nsErr}
+	}()
+	r := <-ch
+	return r.ns, r.err
+}
+
+// privateResolvConf turns the host's resolv.conf into the one of a
+// container in a private namespace. Nameservers on the host's loopback
+// (systemd-resolved's 127.0.0.53, dnsmasq's 127.0.1.1, ::1) are not
+// reachable from there and are dropped; when no other nameserver is left,
+// the container asks dnsForward, and forward reports that pasta must relay
+// queries sent there to the host's resolver. Other lines (search,
+// options) stay.
+func privateResolvConf(host string) (conf string, forward bool) {
+	var out []string
+	var kept, dropped int
+	for _, line := range strings.Split(host, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			if isLoopback(f[1]) {
+				dropped++
+				continue
+			}
+			kept++
+		}
+		out = append(out, line)
+	}
+	switch {
+	case kept > 0:
+		return strings.Join(out, "\n"), false
+	case dropped > 0:
+		return "nameserver " + dnsForward + "\n" + strings.TrimLeft(strings.Join(out, "\n"), "\n"), true
+	}
+	return defaultResolvConf, false
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+// note returns ": " and the helper's messages, without its complaints
+// about a missing syslog, or "".
+func (t *tailBuffer) note() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var lines []string
+	for _, l := range strings.Split(string(t.b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Failed to send") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(lines, "; ")
+}
+
+// joinNetns picks the namespace a NetworkDefault container joins:
+// spec.Netns, or one made for this run, removed by release. It also gives
+// the container the namespace's resolv.conf unless spec has one.
+func (c *config) joinNetns(ctx context.Context, spec Spec) (release func(), err error) {
+	release = func() {}
+	if c.Network != NetworkDefault {
+		return release, nil
+	}
+	n := spec.Netns
+	if n == nil {
+		if n, err = NewNetns(ctx); err != nil {
+			return release, err
+		}
+		release = func() { n.Close() }
+	} else if err := n.check(); err != nil {
+		return release, err
+	}
+	c.netns = n.ns
+	if spec.ResolvConf == "" {
+		c.ResolvConf = n.resolv
+	}
+	return release, nil
+}
+
+// initFiles are the descriptors given to the init from fd 3 on: the
+// config and error pipes, and the namespace it joins.
+func (c *config) initFiles(cfgR, errW *os.File) []*os.File {
+	files := []*os.File{cfgR, errW}
+	if c.netns != nil {
+		files = append(files, c.netns) // netFD
+	}
+	return files
+}
