@@ -1,0 +1,192 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// hostListener listens on the host's 127.0.0.1 and counts the
+// connections it accepts, until the test ends.
+func hostListener(t *testing.T) (port int, accepted *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	accepted = new(atomic.Int32)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Write([]byte("host-secret\n"))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// newNetns makes a Netns for the test and closes it at the end.
+func newNetns(t *testing.T) *Netns {
+	t.Helper()
+	needRoot(t)
+	if _, err := os.Stat("/usr/bin/pasta"); err != nil {
+		t.Skip("needs pasta (apt-get install -y passt)")
+	}
+	n, err := NewNetns(context.Background())
+	must(t, err)
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// holders lists the processes that have link (a namespace such as
+// "net:[4026532174]") as a namespace or an open descriptor.
+func holders(t *testing.T, link string) []string {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*")
+	must(t, err)
+	var found []string
+	for _, p := range procs {
+		if l, _ := os.Readlink(p + "/ns/net"); l == link {
+			found = append(found, p)
+			continue
+		}
+		fds, _ := filepath.Glob(p + "/fd/*")
+		for _, fd := range fds {
+			if l, _ := os.Readlink(fd); l == link {
+				found = append(found, fd)
+			}
+		}
+	}
+	return found
+}
+
+// TestDefaultNetwork: containers of one Netns share a private namespace
+// that is not the host's, shows its own interfaces only, and has no route
+// to a service on the host's loopback, neither directly nor through the
+// gateway; once closed, no process holds the namespace and pasta is gone
+// (checkClean: no child left).
+func TestDefaultNetwork(t *testing.T) {
+	root := newRootfs(t)
+	n := newNetns(t)
+	port, accepted := hostListener(t)
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	must(t, err)
+	script := fmt.Sprintf(`
+		readlink /proc/self/ns/net
+		ls /sys/class/net | tr '\n' ' '; echo
+		gw=$(ip route | awk '/^default/ { print $3 }')
+		nc -w 2 127.0.0.1 %[1]d </dev/null || echo lo-unreachable
+		nc -w 2 "$gw" %[1]d </dev/null || echo gw-unreachable
+		ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok`, port)
+	out := shOK(t, Spec{Rootfs: root, Netns: n}, script)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("unexpected output %q", out)
+	}
+	ns := lines[0]
+	if !strings.HasPrefix(ns, "net:[") || ns == hostNS {
+		t.Errorf("container namespace %q, host %q", ns, hostNS)
+	}
+	ifaces := strings.Fields(lines[1])
+	if len(ifaces) != 2 || !strings.Contains(lines[1], "lo") {
+		t.Errorf("interfaces %q, want lo and pasta's", lines[1])
+	}
+	for _, iface := range ifaces {
+		if _, err := os.Stat("/sys/class/net/" + iface); err == nil && iface != "lo" && iface != "eth0" {
+			t.Errorf("host interface %s visible", iface)
+		}
+	}
+	if lines[2] != "lo-unreachable" || lines[3] != "gw-unreachable" || accepted.Load() != 0 {
+		t.Errorf("host loopback reached: %q, %d connections", out, accepted.Load())
+	}
+	if lines[4] != "ping-ok" {
+		t.Errorf("raw sockets inside the private namespace: %q", lines[4])
+	}
+	// A second container joins the same namespace.
+	if again := shOK(t, Spec{Rootfs: root, Netns: n}, `readlink /proc/self/ns/net`); strings.TrimSpace(again) != ns {
+		t.Errorf("second container in %q, first in %q", again, ns)
+	}
+	must(t, n.Close())
+	if h := holders(t, ns); len(h) > 0 {
+		t.Errorf("namespace still held after Close: %v", h)
+	}
+}
+
+// TestDefaultNetworkPerRun: without a shared Netns, Run makes one for the
+// container and removes it again.
+func TestDefaultNetworkPerRun(t *testing.T) {
+	root := newRootfs(t)
+	newNetns(t) // skips without pasta
+	ns := strings.TrimSpace(shOK(t, Spec{Rootfs: root}, `readlink /proc/self/ns/net`))
+	if host, _ := os.Readlink("/proc/self/ns/net"); ns == host {
+		t.Fatalf("container in the host's namespace %s", ns)
+	}
+	if h := holders(t, ns); len(h) > 0 {
+		t.Errorf("namespace still held after Run: %v", h)
+	}
+}
+
+// TestHostNetworkNoRawSockets: in the host's namespace the container has
+// no CAP_NET_RAW: no raw ICMP socket (ping), no packet socket (arping),
+// so it can neither see nor forge the host's traffic.
+func TestHostNetworkNoRawSockets(t *testing.T) {
+	root := newRootfs(t)
+	out, errOut, err := sh(t, Spec{Rootfs: root, Network: NetworkHost}, `
+		grep CapEff /proc/self/status
+		ping -c1 -W1 127.0.0.1 || echo ping-failed
+		arping -c1 -w1 -I lo 127.0.0.1 || echo arping-failed`)
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	var capEff uint64
+	if _, err := fmt.Sscanf(out, "CapEff:\t%x", &capEff); err != nil {
+		t.Fatalf("no CapEff in %q", out)
+	}
+	if capEff&(1<<13) != 0 { // CAP_NET_RAW
+		t.Errorf("CAP_NET_RAW in the host's namespace: CapEff %x", capEff)
+	}
+	if !strings.Contains(out, "ping-failed") || !strings.Contains(out, "arping-failed") {
+		t.Errorf("raw sockets work in the host's namespace:\n%s%s", out, errOut)
+	}
+}
+
+func TestNoNetworkHelper(t *testing.T) {
+	needRoot(t)
+	t.Setenv("PATH", t.TempDir())
+	_, err := NewNetns(context.Background())
+	if !errors.Is(err, ErrNoNetworkHelper) || !strings.Contains(err.Error(), "passt") {
+		t.Errorf("got %v, want ErrNoNetworkHelper naming the package", err)
+	}
+}
+
+func TestPrivateResolvConf(t *testing.T) {
+	tests := []struct {
+		host, want string
+		forward    bool
+	}{
+		{"nameserver 10.0.0.2\nsearch example.com\n", "nameserver 10.0.0.2\nsearch example.com\n", false},
+		{"nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n",
+			"nameserver " + dnsForward + "\noptions edns0 trust-ad\nsearch lan\n", true},
+		{"nameserver ::1\n", "nameserver " + dnsForward + "\n", true},
+		{"nameserver 127.0.1.1\nnameserver 192.0.2.53\n", "nameserver 192.0.2.53\n", false},
+		{"# nothing\n", defaultResolvConf, false},
+		{"", defaultResolvConf, false},
+	}
+	for _, tt := range tests {
+		got, fwd := privateResolvConf(tt.host)
+		if got != tt.want || fwd != tt.forward {
+			t.Errorf("privateResolvConf(%q) = %q, %v; want %q, %v", tt.host, got, fwd, tt.want, tt.forward)
+		}
+	}
+}
