@@ -37,8 +37,11 @@ type Options struct {
 	// Epoch is SOURCE_DATE_EPOCH: when set, every timestamp the build
 	// writes (config, history, layer mtimes) is clamped to it.
 	Epoch *int64
-	// Network is the default network mode of RUN steps.
-	Network  string
+	// Network is the network mode of RUN steps without --network:
+	// runtime.NetworkDefault (when empty), NetworkHost or NetworkNone.
+	Network string
+	// Allow are the entitlements the user granted (AllowNetworkHost).
+	Allow    []string
 	Hostname string
 	Limits   runtime.Limits
 	// Seccomp is the syscall filter of RUN steps, as runtime.Spec.Seccomp:
@@ -132,7 +135,10 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		opts.Jobs = goruntime.NumCPU()
 	}
 	if opts.Network == "" {
-		opts.Network = runtime.NetworkHost
+		opts.Network = runtime.NetworkDefault
+	}
+	if err := checkNetwork(plan, opts); err != nil {
+		return nil, err
 	}
 	if err := runtime.CheckSeccomp(opts.Seccomp); err != nil {
 		return nil, err
@@ -156,6 +162,7 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		rep:    opts.Progress,
 	}
 	defer b.cleanup(context.WithoutCancel(ctx))
+	defer b.closeNetns()
 	if err := b.lint(); err != nil {
 		return nil, err
 	}
@@ -221,6 +228,9 @@ type build struct {
 	// snaps are the snapshots this build created, removed at the end in
 	// reverse order (children before parents).
 	snaps []string
+
+	netMu sync.Mutex
+	net   *runtime.Netns // the private network of RUN steps, once made
 }
 
 // future is the result of a stage, ready when done is closed.

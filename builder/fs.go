@@ -359,12 +359,9 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 
 // run executes a RUN step in a container on the step's snapshot.
 func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunCommand, id int) (v1.Layer, error) {
-	network := s.b.opts.Network
-	if n := instructions.GetNetwork(c); n != "" && n != "default" {
-		network = n
-	}
-	if network != runtime.NetworkHost && network != runtime.NetworkNone {
-		return nil, fmt.Errorf("unknown network mode %q", network)
+	network, err := runNetwork(step, c, s.b.opts)
+	if err != nil {
+		return nil, err
 	}
 	args := c.CmdLine
 	if c.PrependShell {
@@ -424,6 +421,13 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 			}
 			defer cleanup()
 			spec.Mounts = append([]runtime.Mount{{Type: runtime.MountBind, Source: file, Target: args[0], Readonly: true}}, spec.Mounts...)
+		}
+		if network == runtime.NetworkDefault {
+			ns, err := s.b.netns(ctx)
+			if err != nil {
+				return nil, err
+			}
+			spec.Netns = ns
 		}
 		spec.Env = mergeEnv(append(append(s.b.proxyEnv(), s.runEnv()...), mounts.env...))
 		spec.Stdout = s.b.rep.Output(id)

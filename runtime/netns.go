@@ -18,7 +18,7 @@ import (
 
 // ErrNoNetworkHelper is the error (tested with errors.Is) when the helper
 // of NetworkDefault, pasta, is not installed.
-var ErrNoNetworkHelper = errors.New("pasta not found in PATH (install the Debian package passt)")
+var ErrNoNetworkHelper = errors.New("pasta is not installed (Debian package passt)")
 
 // pastaBin is the user-mode network helper of NetworkDefault, from the
 // passt project (Debian package passt).

@@ -4,37 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
-)
 
-// hostListener listens on the host's 127.0.0.1 and counts the
-// connections it accepts, until the test ends.
-func hostListener(t *testing.T) (port int, accepted *atomic.Int32) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	accepted = new(atomic.Int32)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Write([]byte("host-secret\n"))
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
-	return l.Addr().(*net.TCPAddr).Port, accepted
-}
+	"github.com/lading-build/lading/internal/testutil"
+)
 
 // newNetns makes a Netns for the test and closes it at the end.
 func newNetns(t *testing.T) *Netns {
@@ -49,28 +24,6 @@ func newNetns(t *testing.T) *Netns {
 	return n
 }
 
-// holders lists the processes that have link (a namespace such as
-// "net:[4026532174]") as a namespace or an open descriptor.
-func holders(t *testing.T, link string) []string {
-	t.Helper()
-	procs, err := filepath.Glob("/proc/[0-9]*")
-	must(t, err)
-	var found []string
-	for _, p := range procs {
-		if l, _ := os.Readlink(p + "/ns/net"); l == link {
-			found = append(found, p)
-			continue
-		}
-		fds, _ := filepath.Glob(p + "/fd/*")
-		for _, fd := range fds {
-			if l, _ := os.Readlink(fd); l == link {
-				found = append(found, fd)
-			}
-		}
-	}
-	return found
-}
-
 // TestDefaultNetwork: containers of one Netns share a private namespace
 // that is not the host's, shows its own interfaces only, and has no route
 // to a service on the host's loopback, neither directly nor through the
@@ -79,7 +32,7 @@ func holders(t *testing.T, link string) []string {
 func TestDefaultNetwork(t *testing.T) {
 	root := newRootfs(t)
 	n := newNetns(t)
-	port, accepted := hostListener(t)
+	port, accepted := testutil.LoopbackListener(t)
 	hostNS, err := os.Readlink("/proc/self/ns/net")
 	must(t, err)
 	script := fmt.Sprintf(`
@@ -107,8 +60,8 @@ func TestDefaultNetwork(t *testing.T) {
 			t.Errorf("host interface %s visible", iface)
 		}
 	}
-	if lines[2] != "lo-unreachable" || lines[3] != "gw-unreachable" || accepted.Load() != 0 {
-		t.Errorf("host loopback reached: %q, %d connections", out, accepted.Load())
+	if lines[2] != "lo-unreachable" || lines[3] != "gw-unreachable" || accepted() != 0 {
+		t.Errorf("host loopback reached: %q, %d connections", out, accepted())
 	}
 	if lines[4] != "ping-ok" {
 		t.Errorf("raw sockets inside the private namespace: %q", lines[4])
@@ -118,7 +71,7 @@ func TestDefaultNetwork(t *testing.T) {
 		t.Errorf("second container in %q, first in %q", again, ns)
 	}
 	must(t, n.Close())
-	if h := holders(t, ns); len(h) > 0 {
+	if h := testutil.NamespaceHolders(t, ns); len(h) > 0 {
 		t.Errorf("namespace still held after Close: %v", h)
 	}
 }
@@ -132,7 +85,7 @@ func TestDefaultNetworkPerRun(t *testing.T) {
 	if host, _ := os.Readlink("/proc/self/ns/net"); ns == host {
 		t.Fatalf("container in the host's namespace %s", ns)
 	}
-	if h := holders(t, ns); len(h) > 0 {
+	if h := testutil.NamespaceHolders(t, ns); len(h) > 0 {
 		t.Errorf("namespace still held after Run: %v", h)
 	}
 }

@@ -33,6 +33,7 @@ type buildFlags struct {
 	outputs       []string
 	progress      string
 	network       string
+	allow         []string
 	hostname      string
 	snapshotter   string
 	platform      string
@@ -96,7 +97,8 @@ written to each --output:
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "ssh agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK) or ID=SOCKET (repeatable)")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "named context NAME=DIR or NAME=docker-image://REF for FROM NAME / COPY --from=NAME (repeatable)")
-	fl.StringVar(&f.network, "network", runtime.NetworkHost, "network of RUN steps: host or none")
+	fl.StringVar(&f.network, "network", runtime.NetworkDefault, "network of RUN steps: default (private, with outbound access), none, or host (needs --allow network.host)")
+	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: network.host (host networking for --network host and RUN --network=host) (repeatable)")
 	fl.StringVar(&f.hostname, "hostname", "", "hostname of RUN steps")
 	fl.StringVar(&f.snapshotter, "snapshotter", "overlay", "snapshotter: overlay or native")
 	fl.StringVar(&f.platform, "platform", "", "target platform os/arch[/variant]")
@@ -145,9 +147,6 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	seccomp, err := parseSecurityOpts(f.securityOpts)
 	if err != nil {
 		return err
-	}
-	if f.network != runtime.NetworkHost && f.network != runtime.NetworkNone {
-		return fmt.Errorf("--network must be host or none, not %q", f.network)
 	}
 	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("build context %q is not a directory", contextDir)
@@ -241,6 +240,7 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		Snapshots:     sn,
 		Epoch:         epoch,
 		Network:       f.network,
+		Allow:         f.allow,
 		Hostname:      f.hostname,
 		Limits:        limits,
 		Seccomp:       seccomp,

@@ -5,10 +5,12 @@ package testutil
 
 import (
 	"bufio"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lading-build/lading/internal/mountinfo"
@@ -109,4 +111,53 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// NamespaceHolders lists the processes that are in the namespace ns (a
+// link such as "net:[4026532174]", as /proc/PID/ns/net shows it) or hold
+// it open; empty once it is gone.
+func NamespaceHolders(t testing.TB, ns string) []string {
+	t.Helper()
+	kind, _, _ := strings.Cut(ns, ":")
+	procs, err := filepath.Glob("/proc/[0-9]*")
+	must(t, err)
+	var found []string
+	for _, p := range procs {
+		if l, _ := os.Readlink(p + "/ns/" + kind); l == ns {
+			found = append(found, p)
+			continue
+		}
+		fds, _ := filepath.Glob(p + "/fd/*")
+		for _, fd := range fds {
+			if l, _ := os.Readlink(fd); l == ns {
+				found = append(found, fd)
+			}
+		}
+	}
+	return found
+}
+
+// LoopbackListener listens on the host's 127.0.0.1 until the test ends,
+// answering every connection with a line, and returns its port and the
+// number of connections accepted so far.
+func LoopbackListener(t testing.TB) (port int, accepted func() int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	var n atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Write([]byte("host-loopback-service\n"))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().(*net.TCPAddr).Port, n.Load
 }
