@@ -1,15 +1,18 @@
 package builder_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lading-build/lading/builder"
 	"github.com/lading-build/lading/internal/testutil"
+	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/runtime"
 )
 
@@ -119,5 +122,53 @@ RUN --network=host echo ns=$(readlink /proc/self/ns/net); ping -c1 -W1 127.0.0.1
 	}
 	if !strings.Contains(out, "ping-refused") {
 		t.Errorf("raw sockets work in the host's namespace:\n%s", out)
+	}
+}
+
+// TestCancelRemovesNetwork: a build cancelled while a RUN step runs in the
+// default network has stopped pasta and released the namespace by the
+// time Build returns.
+func TestCancelRemovesNetwork(t *testing.T) {
+	requirePasta(t)
+	e := newEnv(t)
+	e.busybox()
+	plan, err := parser.Parse(strings.NewReader("FROM busybox:test\nRUN sleep 600\n"), parser.Options{File: "Recipe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := builder.Build(ctx, plan, builder.Options{ContextDir: e.context(nil), Store: e.store, Snapshots: e.snaps})
+		done <- err
+	}()
+	// Wait for pasta and the step's sleep.
+	pasta, ns := 0, ""
+	for deadline := time.Now().Add(60 * time.Second); pasta == 0 || ns == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatal("no RUN step with pasta beside it started")
+		}
+		pasta, ns = 0, ""
+		for pid, name := range testutil.Descendants(os.Getpid()) {
+			switch {
+			case strings.HasPrefix(name, "pasta") || strings.HasPrefix(name, "passt"):
+				pasta = pid
+			case name == "sleep":
+				ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+			}
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Build: %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pasta)); err == nil {
+		t.Errorf("pasta (%d) still running after Build returned", pasta)
+	}
+	if h := testutil.NamespaceHolders(t, ns); len(h) > 0 {
+		t.Errorf("namespace %s still held after Build returned: %v", ns, h)
 	}
 }

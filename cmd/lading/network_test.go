@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -116,44 +115,6 @@ RUN cat /etc/resolv.conf; wget -q -O - http://deb.debian.org/debian/dists/bookwo
 	}
 }
 
-// descendants returns the pids and command names of pid's descendants.
-func descendants(pid int) map[int]string {
-	type proc struct {
-		ppid int
-		comm string
-	}
-	procs := map[int]proc{}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if lp < 1 || rp < lp {
-			continue
-		}
-		f := strings.Fields(string(b[rp+1:]))
-		self, err1 := strconv.Atoi(strings.TrimSpace(string(b[:lp])))
-		if len(f) < 2 || err1 != nil {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		procs[self] = proc{ppid, string(b[lp+1 : rp])}
-	}
-	out := map[int]string{}
-	for changed := true; changed; {
-		changed = false
-		for self, p := range procs {
-			if _, seen := out[self]; !seen && (p.ppid == pid || out[p.ppid] != "") {
-				out[self] = p.comm
-				changed = true
-			}
-		}
-	}
-	return out
-}
-
 // TestKillLeavesNoNetwork SIGKILLs lading while a RUN step runs in the
 // default network: pasta and the namespace must go with it (nothing of
 // the network lives on disk, so there is nothing for the next run to
@@ -192,13 +153,13 @@ func TestKillLeavesNoNetwork(t *testing.T) {
 		t.Fatal("the RUN step did not start")
 	}
 	pasta := 0
-	for pid, name := range descendants(cmd.Process.Pid) {
+	for pid, name := range testutil.Descendants(cmd.Process.Pid) {
 		if strings.HasPrefix(name, "pasta") || strings.HasPrefix(name, "passt") {
 			pasta = pid
 		}
 	}
 	if pasta == 0 {
-		kids := descendants(cmd.Process.Pid)
+		kids := testutil.Descendants(cmd.Process.Pid)
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("no pasta among lading's descendants %v", kids)

@@ -5,10 +5,12 @@ package testutil
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -160,4 +162,42 @@ func LoopbackListener(t testing.TB) (port int, accepted func() int32) {
 	}()
 	t.Cleanup(func() { l.Close(); <-done })
 	return l.Addr().(*net.TCPAddr).Port, n.Load
+}
+
+// Descendants returns the pids and command names of pid's descendants.
+func Descendants(pid int) map[int]string {
+	type proc struct {
+		ppid int
+		comm string
+	}
+	procs := map[int]proc{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if lp < 1 || rp < lp {
+			continue
+		}
+		f := strings.Fields(string(b[rp+1:]))
+		self, err1 := strconv.Atoi(strings.TrimSpace(string(b[:lp])))
+		if len(f) < 2 || err1 != nil {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		procs[self] = proc{ppid, string(b[lp+1 : rp])}
+	}
+	out := map[int]string{}
+	for changed := true; changed; {
+		changed = false
+		for self, p := range procs {
+			if _, seen := out[self]; !seen && (p.ppid == pid || out[p.ppid] != "") {
+				out[self] = p.comm
+				changed = true
+			}
+		}
+	}
+	return out
 }
