@@ -4,7 +4,7 @@
 GO        ?= go
 BIN       := bin/lading
 PKGS      := ./...
-DEBS      := busybox-static skopeo umoci buildah docker-registry git time
+DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build deps demo test test-short lint bench clean

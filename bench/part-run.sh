@@ -1,6 +1,8 @@
 # bench/part-run.sh — sourced by bench/run.sh (BENCH_ONLY=run).
 # RUN per-step overhead, no cache: (T(N steps) - T(0 steps)) / N; peak RSS of
-# the N-step build; importing the base from an OCI archive (for information).
+# the N-step build; lading in its default network (a private namespace with
+# pasta) and, for information, with --network host; importing the base from an
+# OCI archive (for information).
 # Writes $W/section-run.md and summary rows.
 
 STEPS=${BENCH_STEPS:-50}
@@ -23,15 +25,16 @@ printf 'FROM oci-archive:%s:latest\nENV X=1\n' "$W/busybox.tar" >"$W/import-0.re
 run_cmd() {
 	case $1 in
 	lading) CMD=("${L[@]}" --no-cache --progress quiet -f "$2" "$W/empty") ;;
+	lading-host) CMD=("${L[@]}" --network host --allow network.host --no-cache --progress quiet -f "$2" "$W/empty") ;;
 	buildah) CMD=("${B[@]}" bud --isolation chroot --layers --no-cache -q -f "$2" "$W/empty") ;;
 	buildah-nolayers) CMD=("${B[@]}" bud --isolation chroot --layers=false --no-cache -q -f "$2" "$W/empty") ;;
 	*) die "run_cmd: $1" ;;
 	esac
 }
 
-run_lading() { # SERIES RECIPE
+run_lading() { # SERIES RECIPE [KIND]
 	[ "$LADING_OK" = 1 ] || return 0
-	run_cmd lading "$2"
+	run_cmd "${3:-lading}" "$2"
 	timed "$1" "${CMD[@]}" || lading_failed "the $1 build failed"
 }
 run_buildah() { # SERIES KIND RECIPE
@@ -71,6 +74,8 @@ for rep in $(seq 1 "$REPS"); do
 	log "run $rep/$REPS"
 	run_lading lading/0 "$W/lading-0.recipe"
 	run_lading lading/N "$W/lading-N.recipe"
+	run_lading lading-host/0 "$W/lading-0.recipe" lading-host
+	run_lading lading-host/N "$W/lading-N.recipe" lading-host
 	run_buildah buildah/0 buildah "$W/buildah-0.recipe"
 	run_buildah buildah/N buildah "$W/buildah-N.recipe"
 	if [ "$NOLAYERS" = 1 ]; then
@@ -98,7 +103,7 @@ R_RSS=$(ratio "$(medrss buildah/N)" "$(medrss lading/N)")
 verdict_lading=$(verdict "$L_STEP" le "$TARGET_LADING_MS")
 verdict_ratio=$(verdict "$R_STEP" ge "$TARGET_RATIO")
 
-summary "RUN per-step overhead, no cache (ms)" "$(or_na "$L_STEP")" "$(or_na "$B_STEP")" \
+summary "RUN per-step overhead, no cache, default network (ms)" "$(or_na "$L_STEP")" "$(or_na "$B_STEP")" \
 	"lading ≤ $TARGET_LADING_MS" "$verdict_lading"
 summary "RUN per-step overhead, buildah / lading" "" "$R_STEP" "≥ $TARGET_RATIO" "$verdict_ratio"
 
@@ -117,13 +122,17 @@ run_row() { # LABEL SERIES-PREFIX TARGET
 	echo
 	echo "| tool | T0 (ms) | T$STEPS (ms) | per step (ms) | peak RSS, $STEPS steps (MiB) | target |"
 	echo "|---|---:|---:|---:|---:|---|"
-	run_row "lading" lading "≤ $TARGET_LADING_MS ms/step: $verdict_lading"
+	run_row "lading (default network: private namespace, pasta)" lading "≤ $TARGET_LADING_MS ms/step: $verdict_lading"
+	run_row "lading --network host" lading-host "(for information)"
 	run_row "buildah --layers (a layer per step, like lading)" buildah "-"
 	if [ "$NOLAYERS" = 1 ]; then
 		run_row "buildah, no --layers (one commit at the end)" buildah-nolayers "(for information)"
 	fi
 	echo
 	echo "- per-step overhead, buildah --layers / lading: **$R_STEP** (target ≥ $TARGET_RATIO: $verdict_ratio)"
+	echo "- networks: lading's default gives every build one private network namespace (made at its first RUN" \
+		"step, with pasta for outbound access) that its RUN steps join; buildah with \`--isolation chroot\`" \
+		"runs RUN steps in the host's network namespace (its default there)"
 	if [ "$NOLAYERS" = 1 ]; then
 		echo "- per-step overhead, buildah without --layers / lading: $R_NL"
 	fi
@@ -131,10 +140,10 @@ run_row() { # LABEL SERIES-PREFIX TARGET
 	echo "- base import (fresh store, \`FROM oci-archive:busybox.tar\` + \`ENV X=1\`):" \
 		"lading $(or_na "$(med lading/import)") ms, buildah $(or_na "$(med buildah/import)") ms"
 	echo
-	busy_note lading/0 lading/N buildah/0 buildah/N buildah-nolayers/0 buildah-nolayers/N
+	busy_note lading/0 lading/N lading-host/0 lading-host/N buildah/0 buildah/N buildah-nolayers/0 buildah-nolayers/N
 	echo "Raw run times (ms), and the CPUs other processes kept busy:"
 	echo
-	for s in lading/0 lading/N buildah/0 buildah/N buildah-nolayers/0 buildah-nolayers/N lading/import buildah/import; do
+	for s in lading/0 lading/N lading-host/0 lading-host/N buildah/0 buildah/N buildah-nolayers/0 buildah-nolayers/N lading/import buildah/import; do
 		[ "$NOLAYERS" = 1 ] || [[ $s != buildah-nolayers/* ]] || continue
 		echo "- ${s/\/N/\/$STEPS}: $(raw "$s"); other load $(rawother "$s")"
 	done

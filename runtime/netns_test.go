@@ -143,3 +143,36 @@ func TestPrivateResolvConf(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRunNetwork measures one container running true in each
+// network mode; the default mode joins one Netns made beforehand, as a
+// build's steps do.
+func BenchmarkRunNetwork(b *testing.B) {
+	needRoot(b)
+	root := newRootfs(b)
+	for _, mode := range []string{NetworkHost, NetworkDefault, NetworkNone} {
+		b.Run(mode, func(b *testing.B) {
+			spec := Spec{Rootfs: root, Args: []string{"/bin/true"}, Network: mode}
+			if mode == NetworkDefault {
+				n, err := NewNetns(context.Background())
+				must(b, err)
+				defer n.Close()
+				spec.Netns = n
+			}
+			for b.Loop() {
+				must(b, Run(context.Background(), spec))
+			}
+		})
+	}
+}
+
+// BenchmarkNewNetns measures making a Netns (namespace and pasta) and
+// closing it: the cost a build pays once.
+func BenchmarkNewNetns(b *testing.B) {
+	needRoot(b)
+	for b.Loop() {
+		n, err := NewNetns(context.Background())
+		must(b, err)
+		n.Close()
+	}
+}
