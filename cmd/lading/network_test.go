@@ -126,15 +126,7 @@ func TestKillLeavesNoNetwork(t *testing.T) {
 	testutil.CheckNoMounts(t, root)
 	marker := "lading-netkill-" + filepath.Base(root)
 	dir := busyboxContext(t, "FROM scratch\nCOPY rootfs/ /\nRUN echo ns=$(readlink /proc/self/ns/net) "+marker+"; sleep 600; : "+marker+"\n")
-	cmd := exec.Command(os.Args[0], "build", "--root", root, "--progress", "plain", dir)
-	cmd.Env = append(os.Environ(), cliEnv+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := startBuild(t, root, dir)
 	nsLine := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

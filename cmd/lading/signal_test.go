@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,15 +33,7 @@ func TestInterruptDuringRun(t *testing.T) {
 	marker := "lading-sigint-test-" + filepath.Base(root)
 	dir := busyboxContext(t, "FROM scratch\nCOPY rootfs/ /\nRUN sleep 300; echo "+marker+"\n")
 
-	cmd := exec.Command(os.Args[0], "build", "--root", root, "--progress", "plain", dir)
-	cmd.Env = append(os.Environ(), cliEnv+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := startBuild(t, root, dir)
 	// Wait until the RUN step has started.
 	started := make(chan struct{})
 	go func() {
@@ -67,7 +60,7 @@ func TestInterruptDuringRun(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v, want status 130", err)
 	}
@@ -85,6 +78,22 @@ func TestInterruptDuringRun(t *testing.T) {
 	if r := lading(t, "", "build", "--root", root, "--progress", "quiet", dir2); r.code != 0 {
 		t.Fatalf("rebuild failed (%d):\n%s", r.code, r.stderr)
 	}
+}
+
+// startBuild starts "lading build" of dir on root with plain progress
+// and returns the process and its stderr.
+func startBuild(t *testing.T, root, dir string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "build", "--root", root, "--progress", "plain", dir)
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stderr
 }
 
 // processRunning reports whether a process whose command line contains s
