@@ -137,8 +137,9 @@ func checkExecutable(p string) error {
 	return nil
 }
 
-// switchUser limits capabilities to caps and takes on u's identity. A non-root user keeps no effective capabilities, since
-// the kernel clears them at setuid. No-new-privileges stays off so that
+// switchUser limits capabilities to caps and takes on u's identity. A
+// non-root user keeps no effective capabilities, since the kernel clears
+// them at setuid. No-new-privileges stays off so that
 // setuid binaries in the image work, as in a Docker build.
 func switchUser(u passwd.User, caps uint64) error {
 	if err := limitBounding(caps); err != nil {

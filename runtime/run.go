@@ -24,7 +24,8 @@ const waitDelay = 5 * time.Second
 // *ExitError when the command exits non-zero or is killed, an error
 // starting with "setting up container: " when the container could not be
 // set up, and ctx.Err() when ctx ends first (the container is killed).
-// Nothing it created is left behind: processes, mounts, cgroups and the
+// Nothing it created is left behind: processes, mounts, cgroups, the
+// network namespace and pasta it made when spec.Netns is nil, and the
 // mount points it had to create in the rootfs (for Spec.Mounts too).
 func Run(ctx context.Context, spec Spec) (err error) {
 	if err := ctx.Err(); err != nil {

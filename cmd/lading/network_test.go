@@ -124,7 +124,7 @@ func TestKillLeavesNoNetwork(t *testing.T) {
 	testutil.RequireTool(t, "pasta")
 	root := t.TempDir()
 	testutil.CheckNoMounts(t, root)
-	marker := "lading-netkill-" + filepath.Base(root)
+	marker := "lading-netkill-" + filepath.Base(filepath.Dir(root))
 	dir := busyboxContext(t, "FROM scratch\nCOPY rootfs/ /\nRUN echo ns=$(readlink /proc/self/ns/net) "+marker+"; sleep 600; : "+marker+"\n")
 	cmd, stderr := startBuild(t, root, dir)
 	nsLine := make(chan string, 1)

@@ -30,7 +30,7 @@ func TestInterruptDuringRun(t *testing.T) {
 	testutil.RequireRoot(t)
 	root := t.TempDir()
 	testutil.CheckNoMounts(t, root)
-	marker := "lading-sigint-test-" + filepath.Base(root)
+	marker := "lading-sigint-test-" + filepath.Base(filepath.Dir(root))
 	dir := busyboxContext(t, "FROM scratch\nCOPY rootfs/ /\nRUN sleep 300; echo "+marker+"\n")
 
 	cmd, stderr := startBuild(t, root, dir)
@@ -52,9 +52,14 @@ func TestInterruptDuringRun(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("RUN step did not start")
 	}
-	time.Sleep(300 * time.Millisecond) // let the container reach its sleep
-	if !processRunning(marker) {
-		t.Fatal("the RUN step's process is not running")
+	// The container starts after the step (and, for the first RUN
+	// step, the build's network).
+	for deadline := time.Now().Add(30 * time.Second); !processRunning(marker); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the RUN step's process is not running")
+		}
 	}
 	begin := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
