@@ -98,6 +98,9 @@ func (b *build) netns(ctx context.Context) (*runtime.Netns, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setting up the build's network: %w", err)
 	}
+	if n.Offline() {
+		b.rep.Log("warning: this machine has no network route: RUN steps get loopback only")
+	}
 	b.net = n
 	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,10 @@ const netnsReadyTimeout = 30 * time.Second
 // no route: pasta neither maps the gateway to the host nor forwards ports
 // from the namespace to the host.
 //
+// Where this process's namespace has no default route (an offline
+// machine), pasta would have no interface to use: the namespace then has
+// only loopback (Offline reports it), as with NetworkNone.
+//
 // One Netns is made per build and shared by its containers, which join it
 // with setns(2); that costs microseconds per container, where a namespace
 // and a helper per container would cost milliseconds. Nothing of it
@@ -52,6 +57,8 @@ type Netns struct {
 	cmd    *exec.Cmd
 	stderr *tailBuffer
 	exited chan struct{} // closed once pasta has exited and was reaped
+	// offline is set when the host has no route out and no pasta runs.
+	offline bool
 
 	closeOnce sync.Once
 }
@@ -59,8 +66,9 @@ type Netns struct {
 // NewNetns makes a private network namespace and starts pasta for it. It
 // returns an error wrapping ErrNoNetworkHelper when pasta is missing.
 func NewNetns(ctx context.Context) (*Netns, error) {
+	offline := !hostRouted()
 	bin, err := exec.LookPath(pastaBin)
-	if err != nil {
+	if err != nil && !offline {
 		return nil, ErrNoNetworkHelper
 	}
 	ns, err := newNetNamespace()
@@ -69,7 +77,10 @@ func NewNetns(ctx context.Context) (*Netns, error) {
 	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
 	resolv, forward := privateResolvConf(string(hostResolv))
-	n := &Netns{ns: ns, resolv: resolv, stderr: &tailBuffer{max: 4096}, exited: make(chan struct{})}
+	n := &Netns{ns: ns, resolv: resolv, stderr: &tailBuffer{max: 4096}, exited: make(chan struct{}), offline: offline}
+	if offline {
+		return n, nil
+	}
 	if err := n.startPasta(ctx, bin, forward); err != nil {
 		n.Close()
 		return nil, err
@@ -163,9 +174,16 @@ func (n *Netns) Close() error {
 	return nil
 }
 
+// Offline reports that the host had no route out when n was made: its
+// containers get loopback only.
+func (n *Netns) Offline() bool { return n.offline }
+
 // check returns an error when pasta has exited: the namespace has no
 // connectivity any more.
 func (n *Netns) check() error {
+	if n.offline {
+		return nil
+	}
 	select {
 	case <-n.exited:
 		return fmt.Errorf("the network helper pasta exited: %s%s", n.cmd.ProcessState, n.stderr.note())
@@ -174,9 +192,10 @@ func (n *Netns) check() error {
 	}
 }
 
-// newNetNamespace creates a network namespace and returns a descriptor
-// that holds it. The namespace is made on a locked thread that returns to
-// this process's namespace afterwards.
+// newNetNamespace creates a network namespace with lo up and returns a
+// descriptor that holds it. It works on a locked thread that returns to
+// this process's namespace afterwards (or, should that fail, ends with its
+// goroutine).
 func newNetNamespace() (*os.File, error) {
 	type result struct {
 		ns  *os.File
@@ -188,33 +207,72 @@ func newNetNamespace() (*os.File, error) {
 		orig, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			goruntime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("creating network namespace: %w", err)}
+			ch <- result{err: err}
 			return
 		}
 		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			goruntime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("creating network namespace: %w", err)}
-			return
-		}
-		ns, nsErr := os.Open("/proc/thread-self/ns/net")
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// The thread stays in the new namespace: it stays locked,
-			// and Go ends it when this goroutine returns.
+		ns, err := enterNewNetns()
+		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
 			if ns != nil {
 				ns.Close()
 			}
-			ch <- result{err: fmt.Errorf("returning to the host network namespace: %w", err)}
+			ch <- result{err: fmt.Errorf("returning to the host namespace: %w", serr)}
 			return
 		}
 		goruntime.UnlockOSThread()
-		if nsErr != nil {
-			nsErr = fmt.Errorf("opening network namespace: %w", nsErr)
-		}
-		ch <- result{ns, nsErr}
+		ch <- result{ns, err}
 	}()
 	r := <-ch
-	return r.ns, r.err
+	if r.err != nil {
+		return nil, fmt.Errorf("creating network namespace: %w", r.err)
+	}
+	return r.ns, nil
+}
+
+// enterNewNetns moves this thread into a new network namespace, brings lo
+// up there (pasta does too; offline, nothing else would) and opens it.
+func enterNewNetns() (*os.File, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return nil, err
+	}
+	if err := loopbackUp(); err != nil {
+		return nil, err
+	}
+	return os.Open("/proc/thread-self/ns/net")
+}
+
+// hostRouted reports whether this process's network namespace has a
+// default route, IPv4 or IPv6.
+func hostRouted() bool {
+	v4, _ := os.ReadFile("/proc/net/route")
+	v6, _ := os.ReadFile("/proc/net/ipv6_route")
+	return hasDefaultRoute(string(v4), string(v6))
+}
+
+// hasDefaultRoute reads the kernel's route tables, /proc/net/route and
+// /proc/net/ipv6_route, for a default route that is not a reject route
+// (the kernel keeps one of those on lo for IPv6).
+func hasDefaultRoute(v4, v6 string) bool {
+	for _, line := range strings.Split(v4, "\n") {
+		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+		f := strings.Fields(line)
+		if len(f) >= 8 && f[1] == "00000000" && f[7] == "00000000" {
+			return true
+		}
+	}
+	const rtfReject = 0x0200
+	for _, line := range strings.Split(v6, "\n") {
+		// dst dst_len src src_len next_hop metric refcnt use flags iface
+		f := strings.Fields(line)
+		if len(f) < 10 || strings.Trim(f[0], "0") != "" || f[1] != "00" {
+			continue
+		}
+		flags, err := strconv.ParseUint(f[8], 16, 32)
+		if err == nil && flags&rtfReject == 0 && f[9] != "lo" {
+			return true
+		}
+	}
+	return false
 }
 
 // privateResolvConf turns the host's resolv.conf into the one of a

@@ -176,3 +176,27 @@ func BenchmarkNewNetns(b *testing.B) {
 		n.Close()
 	}
 }
+
+func TestHasDefaultRoute(t *testing.T) {
+	const v4Header = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+	const v4Default = "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+	const v4Subnet = "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+	const v6Reject = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n"
+	const v6Loopback = "00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo\n"
+	const v6Default = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000002 00000000 00000003     eth0\n"
+	tests := []struct {
+		v4, v6 string
+		want   bool
+	}{
+		{v4Header + v4Default + v4Subnet, v6Reject + v6Loopback, true},
+		{v4Header + v4Subnet, v6Default + v6Reject, true},
+		{v4Header + v4Subnet, v6Reject + v6Loopback, false},
+		{v4Header, v6Reject + v6Loopback + v6Reject, false},
+		{"", "", false},
+	}
+	for i, tt := range tests {
+		if got := hasDefaultRoute(tt.v4, tt.v6); got != tt.want {
+			t.Errorf("case %d: hasDefaultRoute = %v, want %v", i, got, tt.want)
+		}
+	}
+}

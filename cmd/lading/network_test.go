@@ -208,3 +208,32 @@ func TestNetworkFlags(t *testing.T) {
 		t.Errorf("--network none without pasta: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestDefaultNetworkOffline: on a machine without a route out (here: lading
+// in a network namespace with only lo), the default network still
+// isolates RUN steps, in a namespace with loopback only, and says so.
+func TestDefaultNetworkOffline(t *testing.T) {
+	testutil.RequireRoot(t)
+	unshare := testutil.RequireTool(t, "unshare")
+	root := t.TempDir()
+	testutil.CheckNoMounts(t, root)
+	dir := busyboxContext(t, "FROM scratch\nCOPY rootfs/ /\nRUN echo ns=$(readlink /proc/self/ns/net) ifaces=$(ls /sys/class/net | tr '\\n' ,) && ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-up\n")
+	cmd := exec.Command(unshare, "--net", "--", "/bin/sh", "-c", `echo outer=$(readlink /proc/self/ns/net) >&2; exec "$@"`, "sh",
+		os.Args[0], "build", "--root", root, "--progress", "plain", dir)
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("offline build: %v\n%s", err, out)
+	}
+	outer := regexp.MustCompile(`outer=(net:\[\d+\])`).FindSubmatch(out)
+	inner := regexp.MustCompile(`ns=(net:\[\d+\]) ifaces=(\S*)`).FindSubmatch(out)
+	if outer == nil || inner == nil || bytes.Equal(outer[1], inner[1]) {
+		t.Errorf("RUN step not in a namespace of its own:\n%s", out)
+	}
+	if inner != nil && string(inner[2]) != "lo," {
+		t.Errorf("interfaces %q, want lo only", inner[2])
+	}
+	if !bytes.Contains(out, []byte("lo-up")) || !bytes.Contains(out, []byte("no network route")) {
+		t.Errorf("want loopback up and a warning:\n%s", out)
+	}
+}
