@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lading-build/lading/internal/testutil"
 )
@@ -199,4 +203,47 @@ func TestHasDefaultRoute(t *testing.T) {
 			t.Errorf("case %d: hasDefaultRoute = %v, want %v", i, got, tt.want)
 		}
 	}
+}
+
+// TestNetnsOutlivesCallerThread: pasta's parent-death signal follows the
+// thread that forked it. A Netns made by a goroutine that exits locked to
+// its thread (Go then ends the thread) keeps working.
+func TestNetnsOutlivesCallerThread(t *testing.T) {
+	root := newRootfs(t)
+	newNetns(t) // skips without pasta
+	type made struct {
+		n   *Netns
+		tid int
+		err error
+	}
+	var m made
+	// Go never ends the main thread (its tid is the pid): try again if
+	// the goroutine ran there.
+	for try := 0; try < 10 && (m.n == nil || m.tid == os.Getpid()); try++ {
+		if m.n != nil {
+			m.n.Close()
+		}
+		ch := make(chan made)
+		go func() {
+			goruntime.LockOSThread() // never unlocked: the thread ends with this goroutine
+			n, err := NewNetns(context.Background())
+			ch <- made{n, unix.Gettid(), err}
+		}()
+		m = <-ch
+		must(t, m.err)
+	}
+	defer m.n.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", m.tid)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the locked thread did not end")
+		}
+	}
+	out := shOK(t, Spec{Rootfs: root, Netns: m.n}, `wget -q -O - http://deb.debian.org/debian/dists/bookworm/Release | grep '^Origin:'`)
+	if out != "Origin: Debian\n" {
+		t.Errorf("got %q after the caller's thread ended", out)
+	}
+	must(t, m.n.check())
 }
