@@ -131,28 +131,20 @@ func (n *Netns) startPasta(ctx context.Context, bin string, forward bool) error 
 		// Should this process die, pasta dies with it.
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	}
-	started := make(chan error, 1)
-	go func() {
-		// pasta's parent-death signal follows the thread that forked
-		// it, and Go ends a thread whose goroutine exits while locked
-		// to it: fork from a thread that stays until pasta is reaped.
-		goruntime.LockOSThread()
-		defer goruntime.UnlockOSThread()
-		if err := n.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		n.cmd.Wait()
-		close(n.exited)
-	}()
-	err = <-started
+	// Its parent-death signal follows the thread that forks it: one
+	// kept until pasta is reaped.
+	forker, err := startLocked(n.cmd)
 	readyW.Close()
 	if err != nil {
 		n.cmd = nil
 		close(n.exited)
 		return fmt.Errorf("starting pasta: %w", err)
 	}
+	go func() {
+		n.cmd.Wait()
+		forker.release()
+		close(n.exited)
+	}()
 	ctx, cancel := context.WithTimeout(ctx, netnsReadyTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { n.cmd.Process.Kill() })

@@ -161,11 +161,11 @@ func pipedWriter(w io.Writer) io.Writer {
 }
 
 // lockedThread is an OS thread, locked to a goroutine that does nothing
-// else, from which the container init was forked. The kernel sends the
-// init its parent-death signal when that thread exits, not when the
-// process does, and Go ends a thread whenever a goroutine exits while
-// locked to it (snapshot's overlay fallback does): so the thread has to
-// stay until the init is reaped.
+// else, from which a child (the container init, pasta) was forked. The
+// kernel sends the child its parent-death signal when that thread exits,
+// not when the process does, and Go ends a thread whenever a goroutine
+// exits while locked to it (snapshot's overlay fallback does): so the
+// thread has to stay until the child is reaped.
 type lockedThread struct {
 	done chan struct{}
 }
@@ -191,7 +191,7 @@ func startLocked(cmd *exec.Cmd) (*lockedThread, error) {
 	return t, nil
 }
 
-// release lets the thread go once the init has been reaped.
+// release lets the thread go once the child has been reaped.
 func (t *lockedThread) release() { close(t.done) }
 
 // feed puts the init into its cgroup, sends it the config and returns
