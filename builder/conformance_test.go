@@ -84,6 +84,7 @@ func mustResolve(t *testing.T, e *env, name string) string {
 type caseSpec struct {
 	args       map[string]string
 	target     string
+	allow      []string    // entitlements granted (--allow)
 	prebuild   [][2]string // images built first: name, recipe file
 	source     bool        // the case names the upstream test it comes from
 	setup      [][]string  // ctx-* lines
@@ -145,6 +146,8 @@ func readCase(t *testing.T, dir string) caseSpec {
 			cs.args[k] = v
 		case kind == "target":
 			cs.target = rest
+		case kind == "allow":
+			cs.allow = append(cs.allow, rest)
 		case kind == "prebuild" && len(toks) == 2:
 			cs.prebuild = append(cs.prebuild, [2]string{toks[0], toks[1]})
 		case strings.HasPrefix(kind, "ctx-"):
@@ -300,6 +303,7 @@ func buildCase(e *env, recipe []byte, recipePath, ctxDir string, cs caseSpec, ou
 		Snapshots:  e.snaps,
 		Progress:   rep,
 		Pull:       builder.PullNever,
+		Allow:      cs.allow,
 	}
 	warnings := plan.Warnings
 	for _, w := range builder.Lint(plan, opts) {
