@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -16,7 +17,12 @@ const (
 	tailLines   = 20       // output lines kept per step for failure reports
 	maxTailLine = 2048     // bytes kept of one such line
 	maxLine     = 64 << 10 // a line longer than this is passed on in pieces
+	outBuffer   = 64 << 10 // bytes of rendered progress buffered between flushes
 )
+
+// DefaultLogLimit is how many bytes of each step's output a Reporter
+// shows when Options.LogLimit is zero.
+const DefaultLogLimit = 8 << 20
 
 // status is where a step is in its life.
 type status int
@@ -37,6 +43,10 @@ type step struct {
 	err        error
 	part       []byte // output after the last newline
 	tail       *ring  // last output lines; nil once the step succeeded
+	// shown and dropped count the output bytes passed to the sink and
+	// left out past the log limit; clipped is set once the limit is hit.
+	shown, dropped int64
+	clipped        bool
 }
 
 func (st *step) duration() time.Duration {
@@ -51,6 +61,7 @@ func (st *step) duration() time.Duration {
 type sink interface {
 	start(st *step)
 	line(st *step, line []byte) // one output line, without its newline
+	clipped(st *step)           // st.dropped bytes of output were left out
 	done(st *step)
 	log(msg string)
 	close() // the end of the build
@@ -59,22 +70,47 @@ type sink interface {
 // core is the Reporter of every mode: it keeps the steps' state, splits
 // their output into lines and hands events to the mode's sink.
 type core struct {
-	now  func() time.Time
-	t0   time.Time // when the reporter was made
-	out  *errWriter
-	sink sink
+	now   func() time.Time
+	t0    time.Time // when the reporter was made
+	out   *errWriter
+	sink  sink
+	limit int64 // output bytes shown per step; negative: no limit
 
 	mu     sync.Mutex
 	steps  map[int]*step
 	order  []*step // in the order they started
 	failed []*step // in the order they failed
 	closed bool
+	// outcome is how the build ended, set by Finish; known is false
+	// after a plain Close.
+	outcome Outcome
+	known   bool
 
 	closeOnce sync.Once
 }
 
-func newCore(w io.Writer, now func() time.Time) *core {
-	return &core{now: now, t0: now(), out: &errWriter{w: w}, steps: map[int]*step{}}
+func newCore(w io.Writer, opts Options) *core {
+	limit := opts.LogLimit
+	if limit == 0 {
+		limit = DefaultLogLimit
+	}
+	return &core{
+		now:   opts.Now,
+		t0:    opts.Now(),
+		out:   &errWriter{w: bufio.NewWriterSize(w, outBuffer)},
+		steps: map[int]*step{},
+		limit: limit,
+	}
+}
+
+// lock takes c.mu; unlock flushes what the sink wrote while it was held
+// and releases c.mu. Rendering is buffered so that many short lines cost
+// one write, not one each.
+func (c *core) lock() { c.mu.Lock() }
+
+func (c *core) unlock() {
+	c.out.flush()
+	c.mu.Unlock()
 }
 
 // get returns the step with the given id, made up if it never started.
@@ -89,8 +125,8 @@ func (c *core) get(id int) *step {
 }
 
 func (c *core) Start(s Step) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.closed {
 		return
 	}
@@ -118,12 +154,15 @@ func (o *output) Write(b []byte) (int, error) {
 }
 
 func (c *core) write(id int, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.closed {
 		return
 	}
 	st := c.get(id)
+	if st.clipped {
+		b = c.skip(st, b)
+	}
 	st.part = append(st.part, b...)
 	rest := st.part
 	for {
@@ -131,7 +170,7 @@ func (c *core) write(id int, b []byte) {
 		if i < 0 {
 			break
 		}
-		c.emit(st, rest[:i])
+		c.emit(st, rest[:i], i+1)
 		rest = rest[i+1:]
 	}
 	for len(rest) > maxLine {
@@ -139,32 +178,64 @@ func (c *core) write(id int, b []byte) {
 		for cut > maxLine-utf8.UTFMax && !utf8.RuneStart(rest[cut]) {
 			cut--
 		}
-		c.emit(st, rest[:cut])
+		c.emit(st, rest[:cut], cut)
 		rest = rest[cut:]
 	}
 	// Move the partial line to the front so the buffer stays small.
 	st.part = append(st.part[:0], rest...)
 }
 
-// emit passes one output line on; line is only valid during the call.
-func (c *core) emit(st *step, line []byte) {
+// skip drops the output of a clipped step that cannot reach its tail:
+// everything before its last tailLines+1 lines. Past the log limit, a
+// step that prints a gigabyte then costs a scan for newlines, not a tail
+// update per line.
+func (c *core) skip(st *step, b []byte) []byte {
+	end := len(b)
+	for range tailLines + 1 {
+		i := bytes.LastIndexByte(b[:end], '\n')
+		if i < 0 {
+			return b
+		}
+		end = i
+	}
+	st.dropped += int64(len(st.part) + end + 1)
+	st.part = st.part[:0]
+	return b[end+1:]
+}
+
+// emit passes one output line on, n bytes of output with its newline,
+// unless that goes past the log limit; line is only valid during the
+// call.
+func (c *core) emit(st *step, line []byte, n int) {
 	if st.tail != nil {
 		st.tail.add(line)
 	}
+	if !st.clipped && c.limit >= 0 && st.shown+int64(n) > c.limit {
+		st.clipped = true
+	}
+	if st.clipped {
+		st.dropped += int64(n)
+		return
+	}
+	st.shown += int64(n)
 	c.sink.line(st, line)
 }
 
-// flush emits the step's partial line.
+// flush emits the step's partial line, and says how much output was
+// left out.
 func (c *core) flush(st *step) {
 	if len(st.part) > 0 {
-		c.emit(st, st.part)
+		c.emit(st, st.part, len(st.part))
 		st.part = nil
+	}
+	if st.dropped > 0 {
+		c.sink.clipped(st)
 	}
 }
 
 func (c *core) Done(id int, hit bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.closed {
 		return
 	}
@@ -194,8 +265,8 @@ func (c *core) finish(st *step, hit bool, err error) {
 
 func (c *core) Log(format string, args ...any) {
 	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.closed {
 		return
 	}
@@ -203,15 +274,21 @@ func (c *core) Log(format string, args ...any) {
 }
 
 // Close marks steps that are still running as canceled and ends the sink.
-func (c *core) Close() error {
+func (c *core) Close() error { return c.end(Outcome{}, false) }
+
+// Finish is Close with the build's outcome.
+func (c *core) Finish(o Outcome) error { return c.end(o, true) }
+
+func (c *core) end(o Outcome, known bool) error {
 	c.closeOnce.Do(func() {
 		// Stop the tty's ticker first: it takes c.mu.
 		if s, ok := c.sink.(interface{ stop() }); ok {
 			s.stop()
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
+		c.lock()
+		defer c.unlock()
 		c.closed = true // from here on, events are ignored
+		c.outcome, c.known = o, known
 		for _, st := range c.order {
 			if st.status == running {
 				c.finish(st, false, context.Canceled)
@@ -223,8 +300,8 @@ func (c *core) Close() error {
 }
 
 func (c *core) TailOf(id int) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	st, ok := c.steps[id]
 	if !ok || st.tail == nil {
 		return ""
@@ -250,6 +327,60 @@ func (c *core) counts() (finished, hits, fails int) {
 		finished++
 	}
 	return finished, hits, fails
+}
+
+// result is how the build ended, as the summary tells it.
+type result int
+
+const (
+	built result = iota
+	buildFailed
+	buildCanceled
+)
+
+// result returns how the build ended: canceled when its error says so
+// or, without an outcome, when steps were canceled and none failed.
+func (c *core) result() result {
+	_, _, fails := c.counts()
+	switch err := c.outcome.Err; {
+	case errors.Is(err, context.Canceled):
+		return buildCanceled
+	case err != nil || fails > 0:
+		return buildFailed
+	}
+	if !c.known {
+		for _, st := range c.order {
+			if st.status == canceled {
+				return buildCanceled
+			}
+		}
+	}
+	return built
+}
+
+// writeSummary writes the line that ends a plain or tty report:
+//
+//	Built app:1 (sha256:...) in 3.4s: 5 steps, 2 cached
+//	Build failed after 3.4s: 5 steps, 2 cached, 1 failed
+//	Build canceled after 3.4s: 5 steps, 2 cached
+func (c *core) writeSummary(w io.Writer) {
+	finished, hits, fails := c.counts()
+	took := c.now().Sub(c.t0).Seconds()
+	switch c.result() {
+	case buildCanceled:
+		fmt.Fprintf(w, "Build canceled after %.1fs: %d steps, %d cached\n", took, finished, hits)
+	case buildFailed:
+		fmt.Fprintf(w, "Build failed after %.1fs: %d steps, %d cached, %d failed\n", took, finished, hits, fails)
+	default:
+		what := ""
+		switch o := c.outcome; {
+		case o.Image != "" && o.Digest != "":
+			what = " " + o.Image + " (" + o.Digest + ")"
+		case o.Image != "" || o.Digest != "":
+			what = " " + o.Image + o.Digest
+		}
+		fmt.Fprintf(w, "Built%s in %.1fs: %d steps, %d cached\n", what, took, finished, hits)
+	}
 }
 
 // writeFailures writes the tails of the failed steps, each line passed
@@ -313,10 +444,11 @@ func clip(line []byte) string {
 	return string(line[:cut]) + "..."
 }
 
-// errWriter remembers the first write error and drops all later writes:
-// a broken terminal must not fail the build.
+// errWriter buffers the rendered progress, remembers the first write
+// error and drops all later writes: a broken terminal must not fail the
+// build.
 type errWriter struct {
-	w   io.Writer
+	w   *bufio.Writer
 	err error
 }
 
@@ -330,11 +462,22 @@ func (e *errWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// flush writes out what is buffered.
+func (e *errWriter) flush() {
+	if e.err != nil {
+		return
+	}
+	if err := e.w.Flush(); err != nil {
+		e.err = fmt.Errorf("writing progress: %w", err)
+	}
+}
+
 // quiet is the sink that prints nothing.
 type quiet struct{}
 
 func (quiet) start(*step)        {}
 func (quiet) line(*step, []byte) {}
+func (quiet) clipped(*step)      {}
 func (quiet) done(*step)         {}
 func (quiet) log(string)         {}
 func (quiet) close()             {}

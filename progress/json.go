@@ -10,7 +10,7 @@ import (
 // event's type are left out.
 type event struct {
 	Time       string  `json:"time"` // RFC 3339 with nanoseconds
-	Type       string  `json:"type"` // start, output, done or log
+	Type       string  `json:"type"` // start, output, clipped, done, log or summary
 	ID         *int    `json:"id,omitempty"`
 	Stage      string  `json:"stage,omitempty"`
 	Index      int     `json:"index,omitempty"`
@@ -21,6 +21,9 @@ type event struct {
 	Error      string  `json:"error,omitempty"`
 	DurationMS *int64  `json:"duration_ms,omitempty"`
 	Data       *string `json:"data,omitempty"` // one line of output, without its newline
+	Dropped    int64   `json:"dropped_bytes,omitempty"`
+	Image      string  `json:"image,omitempty"`
+	Digest     string  `json:"digest,omitempty"`
 }
 
 // jsonSink prints one JSON object per event and per output line.
@@ -52,6 +55,11 @@ func (j *jsonSink) line(st *step, line []byte) {
 	j.emit(&event{Type: "output", ID: &id, Data: &data})
 }
 
+func (j *jsonSink) clipped(st *step) {
+	id := st.ID
+	j.emit(&event{Type: "clipped", ID: &id, Dropped: st.dropped, Text: clippedText(st, j.c.limit)})
+}
+
 func (j *jsonSink) done(st *step) {
 	e := stepEvent("done", st)
 	hit, ms := st.status == cached, st.duration().Milliseconds()
@@ -65,4 +73,22 @@ func (j *jsonSink) done(st *step) {
 
 func (j *jsonSink) log(msg string) { j.emit(&event{Type: "log", Text: msg}) }
 
-func (j *jsonSink) close() {}
+// close ends a report made by Finish with a summary event.
+func (j *jsonSink) close() {
+	if !j.c.known {
+		return
+	}
+	o := j.c.outcome
+	ms := j.c.now().Sub(j.c.t0).Milliseconds()
+	e := &event{Type: "summary", Image: o.Image, Digest: o.Digest, DurationMS: &ms}
+	switch j.c.result() {
+	case buildCanceled:
+		e.Canceled = true
+	case buildFailed:
+		e.Error = "build failed"
+	}
+	if o.Err != nil {
+		e.Error = o.Err.Error()
+	}
+	j.emit(e)
+}

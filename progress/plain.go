@@ -28,6 +28,10 @@ func (p *plain) line(st *step, line []byte) {
 	p.c.out.Write(b)
 }
 
+func (p *plain) clipped(st *step) {
+	fmt.Fprintf(p.c.out, "#%d %s\n", st.ID, clippedText(st, p.c.limit))
+}
+
 func (p *plain) done(st *step) {
 	switch st.status {
 	case cached:
@@ -47,4 +51,23 @@ func (p *plain) log(msg string) {
 
 func (p *plain) close() {
 	p.c.writeFailures(p.c.out, func(s string) string { return strings.TrimSuffix(s, "\r") })
+	p.c.writeSummary(p.c.out)
+}
+
+// clippedText is the line that replaces the output of st past limit.
+func clippedText(st *step, limit int64) string {
+	return fmt.Sprintf("[output clipped: %d bytes dropped past the log limit of %s per step]", st.dropped, size(limit))
+}
+
+// size formats a byte count in the largest binary unit that divides it.
+func size(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -49,6 +49,7 @@ wrote oci output: /tmp/x
 added 3 packages
 warn
 ------
+Build failed after 1.7s: 3 steps, 1 cached, 1 failed
 `,
 	}, {
 		name: "partial line flushed at done",
@@ -58,7 +59,7 @@ warn
 			clk.add(20 * time.Millisecond)
 			r.Done(1, false, nil)
 		},
-		want: "#1 [builder 1/3] RUN printf\n#1 a\n#1 bc\n#1 DONE 0.02s\n",
+		want: "#1 [builder 1/3] RUN printf\n#1 a\n#1 bc\n#1 DONE 0.02s\nBuilt in 0.0s: 1 steps, 0 cached\n",
 	}, {
 		name: "empty lines and CRLF kept",
 		run: func(r Reporter, clk *clock) {
@@ -66,7 +67,7 @@ warn
 			write(r, 1, "\n\r\nz\n")
 			r.Done(1, false, nil)
 		},
-		want: "#1 [builder 1/3] RUN x\n#1 \n#1 \r\n#1 z\n#1 DONE 0.00s\n",
+		want: "#1 [builder 1/3] RUN x\n#1 \n#1 \r\n#1 z\n#1 DONE 0.00s\nBuilt in 0.0s: 1 steps, 0 cached\n",
 	}, {
 		name: "labels",
 		run: func(r Reporter, clk *clock) {
@@ -86,6 +87,7 @@ warn
 #2 CACHED
 #3 CACHED
 #4 CACHED
+Built in 0.0s: 4 steps, 4 cached
 `,
 	}, {
 		name: "canceled steps are not failures",
@@ -97,21 +99,21 @@ warn
 			write(r, 2, "partial")
 			// Close cancels steps that never ended.
 		},
-		want: "#1 [builder 1/3] RUN sleep 9\n#1 zz\n#1 CANCELED\n#2 [builder 2/3] RUN sleep 8\n#2 partial\n#2 CANCELED\n",
+		want: "#1 [builder 1/3] RUN sleep 9\n#1 zz\n#1 CANCELED\n#2 [builder 2/3] RUN sleep 8\n#2 partial\n#2 CANCELED\nBuild canceled after 0.0s: 2 steps, 0 cached\n",
 	}, {
 		name: "output and done without start",
 		run: func(r Reporter, clk *clock) {
 			write(r, 7, "x\n")
 			r.Done(7, false, errors.New("boom"))
 		},
-		want: "#7 x\n#7 ERROR: boom\n------ output of failed step #7 (last 1 line) ------\nx\n------\n",
+		want: "#7 x\n#7 ERROR: boom\n------ output of failed step #7 (last 1 line) ------\nx\n------\nBuild failed after 0.0s: 1 steps, 0 cached, 1 failed\n",
 	}, {
 		name: "failed step without output has no block",
 		run: func(r Reporter, clk *clock) {
 			r.Start(builder(1, "RUN false"))
 			r.Done(1, false, errors.New("exit status 1"))
 		},
-		want: "#1 [builder 1/3] RUN false\n#1 ERROR: exit status 1\n",
+		want: "#1 [builder 1/3] RUN false\n#1 ERROR: exit status 1\nBuild failed after 0.0s: 1 steps, 0 cached, 1 failed\n",
 	}, {
 		name: "events after close are ignored",
 		run: func(r Reporter, clk *clock) {
@@ -121,7 +123,7 @@ warn
 			r.Done(1, false, nil)
 			r.Log("z")
 		},
-		want: "",
+		want: "Built in 0.0s: 0 steps, 0 cached\n",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,7 +150,7 @@ func TestPlainFailureTailKeepsLastLines(t *testing.T) {
 	for i := 31; i <= 50; i++ {
 		fmt.Fprintf(&want, "%d\n", i)
 	}
-	want.WriteString("------\n")
+	want.WriteString("------\nBuild failed after 0.0s: 1 steps, 0 cached, 1 failed\n")
 	if block != want.String() {
 		t.Errorf("block:\n%s\nwant:\n%s", block, want.String())
 	}
@@ -189,6 +191,10 @@ func TestPlainNoClipping(t *testing.T) {
 				r.Done(1, false, nil)
 			})
 			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			if last := lines[len(lines)-1]; last != "Built in 0.0s: 1 steps, 0 cached" {
+				t.Fatalf("summary: %q", last)
+			}
+			lines = lines[:len(lines)-1]
 			if lines[0] != "#1 RUN gen" || lines[len(lines)-1] != "#1 DONE 0.00s" {
 				t.Fatalf("first and last lines: %q, %q", lines[0], lines[len(lines)-1])
 			}

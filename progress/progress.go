@@ -55,6 +55,33 @@ type Reporter interface {
 	Close() error
 }
 
+// Outcome is how a build ended, for the summary that ends its report.
+type Outcome struct {
+	// Image names the built image (its tags, comma-separated); may be "".
+	Image string
+	// Digest is the built image's digest; "" when there is none.
+	Digest string
+	// Err is the build's error; one that is or wraps context.Canceled
+	// marks the build as canceled rather than failed.
+	Err error
+}
+
+// Finisher is implemented by every Reporter of this package.
+type Finisher interface {
+	// Finish is Close with the build's outcome: the summary names the
+	// image and its digest, or says that the build failed or was
+	// canceled.
+	Finish(o Outcome) error
+}
+
+// Finish calls r.Finish(o) if r is a Finisher, and r.Close() otherwise.
+func Finish(r Reporter, o Outcome) error {
+	if f, ok := r.(Finisher); ok {
+		return f.Finish(o)
+	}
+	return r.Close()
+}
+
 // Tailer is implemented by every Reporter of this package.
 type Tailer interface {
 	// TailOf returns the last lines of output of a step that is running
@@ -85,6 +112,11 @@ type Options struct {
 	Interval time.Duration
 	// NoColor turns off the tty mode's colors.
 	NoColor bool
+	// LogLimit is how many bytes of each step's output the plain and json
+	// modes print: past it, the rest is left out (the failed-step tail
+	// still shows the last lines) and one line says how many bytes were
+	// dropped. Zero means DefaultLogLimit, a negative value no limit.
+	LogLimit int64
 }
 
 // New returns a Reporter writing to w in the given mode: auto, plain, tty,
@@ -105,7 +137,7 @@ func NewWithOptions(mode string, w io.Writer, opts Options) (Reporter, error) {
 			mode = "tty"
 		}
 	}
-	c := newCore(w, opts.Now)
+	c := newCore(w, opts)
 	switch mode {
 	case "plain":
 		c.sink = &plain{c: c}
@@ -124,7 +156,7 @@ func NewWithOptions(mode string, w io.Writer, opts Options) (Reporter, error) {
 // Discard returns a Reporter that prints nothing. It still keeps the tails
 // of running and failed steps for TailOf.
 func Discard() Reporter {
-	c := newCore(io.Discard, time.Now)
+	c := newCore(io.Discard, Options{Now: time.Now})
 	c.sink = quiet{}
 	return c
 }

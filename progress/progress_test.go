@@ -156,7 +156,7 @@ func TestConcurrent(t *testing.T) {
 			if mode != "plain" {
 				return
 			}
-			valid := regexp.MustCompile(`^(#(\d+) (\[s 1/1\] RUN x|step (\d+) line \d+ y*|CACHED|DONE \d+\.\d\ds|ERROR: exit status 1)|log from \d+|------.*|step 1 line \d+ y*)$`)
+			valid := regexp.MustCompile(`^(#(\d+) (\[s 1/1\] RUN x|step (\d+) line \d+ y*|CACHED|DONE \d+\.\d\ds|ERROR: exit status 1)|log from \d+|------.*|step 1 line \d+ y*|Build failed after .*)$`)
 			count := 0
 			for _, l := range strings.Split(strings.TrimSuffix(out.b.String(), "\n"), "\n") {
 				m := valid.FindStringSubmatch(l)

@@ -91,11 +91,11 @@ func (t *tty) tick(interval time.Duration) {
 		case <-t.quit:
 			return
 		case <-tk.C:
-			t.c.mu.Lock()
+			t.c.lock()
 			if len(t.c.order) > 0 {
 				t.draw(false, nil)
 			}
-			t.c.mu.Unlock()
+			t.c.unlock()
 		}
 	}
 }
@@ -110,6 +110,7 @@ func (t *tty) stop() {
 
 func (t *tty) start(*step)        { t.draw(false, nil) }
 func (t *tty) line(*step, []byte) {} // shown by the next frame
+func (t *tty) clipped(*step)        {} // frames show only the last lines
 func (t *tty) done(*step) {
 	if !t.c.closed {
 		t.draw(false, nil)
@@ -120,13 +121,7 @@ func (t *tty) log(msg string) { t.draw(false, strings.Split(msg, "\n")) }
 func (t *tty) close() {
 	t.draw(true, nil)
 	t.c.writeFailures(t.c.out, clean)
-	finished, hits, fails := t.c.counts()
-	took := t.c.now().Sub(t.c.t0).Seconds()
-	if fails > 0 {
-		fmt.Fprintf(t.c.out, "Build failed after %.1fs: %d steps, %d cached, %d failed\n", took, finished, hits, fails)
-		return
-	}
-	fmt.Fprintf(t.c.out, "Built in %.1fs: %d steps, %d cached\n", took, finished, hits)
+	t.c.writeSummary(t.c.out)
 }
 
 // draw replaces the last frame with a new one, after printing logs above
@@ -168,10 +163,15 @@ func (t *tty) draw(final bool, logs []string) {
 // no output; the others fit in height-2 rows.
 func (t *tty) frame(final bool, width, height int) []string {
 	now := t.c.now()
-	finished, _, fails := t.c.counts()
+	finished, _, _ := t.c.counts()
 	header := fmt.Sprintf("[+] Building %.1fs (%d/%d)", now.Sub(t.c.t0).Seconds(), finished, len(t.c.order))
-	if final && fails == 0 {
-		header += " FINISHED"
+	if final {
+		switch t.c.result() {
+		case built:
+			header += " FINISHED"
+		case buildCanceled:
+			header += " CANCELED"
+		}
 	}
 	steps := t.c.order
 	show := make([]bool, len(steps))
