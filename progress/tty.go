@@ -110,7 +110,7 @@ func (t *tty) stop() {
 
 func (t *tty) start(*step)        { t.draw(false, nil) }
 func (t *tty) line(*step, []byte) {} // shown by the next frame
-func (t *tty) clipped(*step)        {} // frames show only the last lines
+func (t *tty) clipped(*step)      {} // frames show only the last lines
 func (t *tty) done(*step) {
 	if !t.c.closed {
 		t.draw(false, nil)
