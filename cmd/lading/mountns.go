@@ -2,11 +2,15 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	goruntime "runtime"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // mountNSEnv marks a lading process that already runs in its own mount
@@ -40,9 +44,14 @@ func enterMountNamespace() (int, bool) {
 		signal.Stop(sigs)
 		return 0, false
 	}
+	forwarded := make(chan os.Signal, 4)
 	go func() {
 		for s := range sigs {
 			_ = cmd.Process.Signal(s)
+			select {
+			case forwarded <- s:
+			default:
+			}
 		}
 	}()
 	err := cmd.Wait()
@@ -50,6 +59,7 @@ func enterMountNamespace() (int, bool) {
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			reportKilled(os.Stderr, ws.Signal(), forwarded)
 			return 128 + int(ws.Signal()), true
 		}
 		return exit.ExitCode(), true
@@ -58,4 +68,29 @@ func enterMountNamespace() (int, bool) {
 		return 1, true
 	}
 	return 0, true
+}
+
+// reportKilled says that the re-executed lading died from sig, unless
+// sig is one that lading passed on to it (the user's own Ctrl-C). A
+// SIGKILL nobody here sent is most often the kernel's OOM killer.
+func reportKilled(w io.Writer, sig syscall.Signal, forwarded <-chan os.Signal) {
+	for drained := false; !drained; {
+		select {
+		case s := <-forwarded:
+			if s == sig {
+				return
+			}
+		default:
+			drained = true
+		}
+	}
+	name := unix.SignalName(sig)
+	if name == "" {
+		name = fmt.Sprintf("signal %d", int(sig))
+	}
+	hint := ""
+	if sig == syscall.SIGKILL {
+		hint = " (out of memory?)"
+	}
+	fmt.Fprintf(w, "lading: build process killed by %s%s\n", name, hint)
 }

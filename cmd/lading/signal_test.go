@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,4 +117,61 @@ func processRunning(s string) bool {
 		}
 	}
 	return false
+}
+
+// TestChildKilledReported SIGKILLs the re-executed lading (as the OOM
+// killer would) while it reads a recipe from stdin: the parent must say
+// so, not exit with a bare code.
+func TestChildKilledReported(t *testing.T) {
+	testutil.RequireRoot(t)
+	cmd := exec.Command(os.Args[0], "build", "--root", t.TempDir(), "-f", "-", t.TempDir())
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The child blocks reading the recipe until stdin closes.
+	child := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for child == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("lading did not re-execute itself")
+		}
+		child = childOf(cmd.Process.Pid)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 137 {
+		t.Errorf("exit: %v, want status 137", err)
+	}
+	if want := "lading: build process killed by SIGKILL (out of memory?)\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+// childOf returns the pid of a child process of pid, or 0.
+func childOf(pid int) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		if fields := strings.Fields(string(b)); len(fields) > 0 {
+			n, err := strconv.Atoi(fields[0])
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return 0
 }
