@@ -54,6 +54,7 @@ type buildFlags struct {
 	cacheFrom     []string
 	cacheTo       []string
 	securityOpts  []string
+	logLimit      string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -83,6 +84,7 @@ written to each --output:
 	fl.Lookup("check").NoOptDefVal = "warn"
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image: type=oci|docker|local,dest=PATH (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: "+strings.Join(progress.Modes, ", "))
+	fl.StringVar(&f.logLimit, "log-limit", "8m", "output shown per step (e.g. 512k, 8m, 1g); -1 for no limit")
 	fl.IntVar(&f.jobs, "jobs", 0, "stages built at once (default: number of CPUs)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step; neither use nor record the build cache")
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for this stage (repeatable)")
@@ -186,11 +188,16 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 	default:
 		return fmt.Errorf("--pull must be missing, always or never, not %q", f.pull)
 	}
-	f.remote.quiet = f.progress == "quiet"
+	rep, err := newReporter(f, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer rep.Close()
 	remote, err := f.remote.options(cmd, st)
 	if err != nil {
 		return err
 	}
+	remote.Progress = func(line string) { rep.Log("%s", line) }
 	if f.push && len(f.tags) == 0 {
 		return errors.New("--push needs at least one -t name to push to")
 	}
@@ -229,10 +236,6 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		return err
 	}
 	defer release()
-	rep, err := progress.New(f.progress, cmd.ErrOrStderr())
-	if err != nil {
-		return fmt.Errorf("--progress: %w", err)
-	}
 	res, err := builder.Build(ctx, plan, builder.Options{
 		ContextDir:    contextDir,
 		RecipePath:    recipePath,
@@ -261,7 +264,7 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 		CacheTo:       cacheTo,
 	})
 	if err != nil {
-		rep.Close()
+		progress.Finish(rep, progress.Outcome{Err: err})
 		return withTail(err, f.progress)
 	}
 	for _, t := range f.tags {
@@ -275,25 +278,43 @@ func runBuild(cmd *cobra.Command, contextDir string, f buildFlags) error {
 			continue
 		}
 		if err := exporter(o, f.tags).Export(ctx, res.Image); err != nil {
-			rep.Close()
+			progress.Finish(rep, progress.Outcome{Err: err})
 			return fmt.Errorf("writing %s output to %s: %w", o.typ, o.dest, err)
 		}
 		rep.Log("wrote %s output: %s", o.typ, o.dest)
 	}
 	if f.push {
-		remote.Progress = func(line string) { rep.Log("%s", line) }
 		for _, t := range f.tags {
 			d, err := image.Push(ctx, st, res.Image, t, remote)
 			if err != nil {
-				rep.Close()
+				progress.Finish(rep, progress.Outcome{Err: err})
 				return err
 			}
 			rep.Log("pushed %s@%s", t, d)
 		}
 	}
-	rep.Close()
+	progress.Finish(rep, progress.Outcome{Image: strings.Join(f.tags, ", "), Digest: res.Digest.String()})
 	fmt.Fprintln(cmd.OutOrStdout(), res.Digest.String())
 	return nil
+}
+
+// newReporter makes the progress reporter of --progress and --log-limit.
+func newReporter(f buildFlags, w io.Writer) (progress.Reporter, error) {
+	opts := progress.Options{NoColor: os.Getenv("NO_COLOR") != ""}
+	if f.logLimit == "-1" {
+		opts.LogLimit = -1
+	} else {
+		n, err := parseSize(f.logLimit)
+		if err != nil {
+			return nil, fmt.Errorf("--log-limit: %w (want SIZE or -1)", err)
+		}
+		opts.LogLimit = n
+	}
+	rep, err := progress.NewWithOptions(f.progress, w, opts)
+	if err != nil {
+		return nil, fmt.Errorf("--progress: %w", err)
+	}
+	return rep, nil
 }
 
 // withTail drops the output tail from a step error when the progress
@@ -500,7 +521,7 @@ func parsePlatform(s string) (v1.Platform, error) {
 // used in error locations.
 func readRecipe(contextDir, file string) ([]byte, string, string, error) {
 	if file == "-" {
-		b, err := io.ReadAll(io.LimitReader(os.Stdin, 10<<20))
+		b, err := readLimited(os.Stdin)
 		return b, "", "<stdin>", err
 	}
 	if file == "" {
@@ -515,11 +536,22 @@ func readRecipe(contextDir, file string) ([]byte, string, string, error) {
 			return nil, "", "", fmt.Errorf("no recipe: give -f FILE, or put a Recipe, Dockerfile or Containerfile in %s", contextDir)
 		}
 	}
-	b, err := os.ReadFile(file)
+	r, err := os.Open(file)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("reading recipe: %w", err)
+	}
+	defer r.Close()
+	b, err := readLimited(r)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("reading recipe: %w", err)
 	}
 	return b, file, filepath.Base(file), nil
+}
+
+// readLimited reads a recipe up to one byte past parser.MaxRecipeSize, so
+// that the parser rejects a larger one instead of reading it cut short.
+func readLimited(r io.Reader) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, parser.MaxRecipeSize+1))
 }
 
 func sourceDateEpoch() (*int64, error) {
