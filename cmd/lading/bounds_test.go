@@ -89,4 +89,3 @@ func TestRecipeTooLarge(t *testing.T) {
 		t.Errorf("file: exit %d, stderr %q", r.code, lastLine(r.stderr))
 	}
 }
-
