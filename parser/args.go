@@ -1,9 +1,9 @@
 package parser
 
 import (
+	"errors"
 	"fmt"
 	goruntime "runtime"
-	"sort"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -97,16 +97,6 @@ func automaticArgs(b, t platform, target string, buildArgs map[string]string) ma
 	return args
 }
 
-// envGetter returns m as a shell environment.
-func envGetter(m map[string]string) shell.EnvGetter {
-	env := make([]string, 0, len(m))
-	for k, v := range m {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
-	return shell.EnvsFromSlice(env)
-}
-
 // globalArgs computes the meta ARGs declared before the first FROM, in
 // order: a --build-arg value wins, else the default expanded with the ARGs
 // before it; an ARG with neither stays undefined (or keeps its automatic
@@ -123,9 +113,9 @@ func globalArgs(metas []*argNode, plat platform, target string, buildArgs map[st
 			if kv.Value == nil {
 				continue
 			}
-			v, _, err := lex.ProcessWord(*kv.Value, envGetter(args))
+			v, err := newExpander(lex, mapEnv(args)).word(*kv.Value)
 			if err != nil {
-				return nil, errorf(Location{File: file, Line: m.line}, "expanding ARG %s: %w", kv.Key, err)
+				return nil, argError(Location{File: file, Line: m.line}, kv.Key, err)
 			}
 			args[kv.Key] = v
 		}
@@ -143,7 +133,7 @@ type argNode struct {
 // --build-arg value wins; an ARG without default takes the global ARG of
 // that name, if any; a default is expanded with env. ok is false when the
 // ARG stays without value.
-func (p *Plan) resolveArg(kv instructions.KeyValuePairOptional, lex *shell.Lex, env shell.EnvGetter) (value string, ok bool, err error) {
+func (p *Plan) resolveArg(kv instructions.KeyValuePairOptional, e *expander) (value string, ok bool, err error) {
 	if v, ok := p.BuildArgs[kv.Key]; ok {
 		return v, true, nil
 	}
@@ -151,9 +141,17 @@ func (p *Plan) resolveArg(kv instructions.KeyValuePairOptional, lex *shell.Lex, 
 		v, ok := p.GlobalArgs[kv.Key]
 		return v, ok, nil
 	}
-	v, _, err := lex.ProcessWord(*kv.Value, env)
+	v, err := e.word(*kv.Value)
 	if err != nil {
 		return "", false, err
 	}
 	return v, true, nil
+}
+
+// argError is the error of expanding the default of ARG key at loc.
+func argError(loc Location, key string, err error) *Error {
+	if errors.Is(err, ErrExpansionTooLarge) {
+		return errorf(loc, "%w", err)
+	}
+	return errorf(loc, "expanding ARG %s: %w", key, err)
 }

@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -25,6 +26,9 @@ func (p *Plan) Expand(s *Step, env []string) (instructions.Command, error) {
 	}
 	envs := shell.EnvsFromSlice(env)
 	if err := p.expandCommand(cmd, envs); err != nil {
+		if errors.Is(err, ErrExpansionTooLarge) {
+			return nil, errorf(s.Loc, "%w", err)
+		}
 		return nil, errorf(s.Loc, "%s: %w", s.Text, err)
 	}
 	return cmd, nil
@@ -33,7 +37,7 @@ func (p *Plan) Expand(s *Step, env []string) (instructions.Command, error) {
 // ExpandWord expands the variables in word from env, a "KEY=VALUE" list in
 // which later entries win, with the recipe's escape character.
 func (p *Plan) ExpandWord(word string, env []string) (string, error) {
-	v, _, err := shell.NewLex(p.escapeToken()).ProcessWord(word, shell.EnvsFromSlice(env))
+	v, err := newExpander(shell.NewLex(p.escapeToken()), shell.EnvsFromSlice(env)).word(word)
 	if err != nil {
 		return "", fmt.Errorf("expanding %q: %w", word, err)
 	}
@@ -59,18 +63,14 @@ func (s *Step) reparse() (instructions.Command, error) {
 
 // expandCommand expands cmd in place.
 func (p *Plan) expandCommand(cmd instructions.Command, env shell.EnvGetter) error {
-	lex := shell.NewLex(p.escapeToken())
-	word := func(w string) (string, error) {
-		v, _, err := lex.ProcessWord(w, env)
-		return v, err
-	}
+	e := newExpander(shell.NewLex(p.escapeToken()), env)
 	switch c := cmd.(type) {
 	case *instructions.ArgCommand:
-		return p.expandArg(c, lex, env)
+		return p.expandArg(c, e)
 	case *instructions.ExposeCommand:
 		var ports []string
 		for _, port := range c.Ports {
-			words, err := lex.ProcessWords(port, env)
+			words, err := e.words(port)
 			if err != nil {
 				return err
 			}
@@ -79,7 +79,7 @@ func (p *Plan) expandCommand(cmd instructions.Command, env shell.EnvGetter) erro
 		c.Ports = ports
 	default:
 		if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
-			if err := ex.Expand(word); err != nil {
+			if err := ex.Expand(e.word); err != nil {
 				return err
 			}
 		}
@@ -87,18 +87,16 @@ func (p *Plan) expandCommand(cmd instructions.Command, env shell.EnvGetter) erro
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
 		raw := shell.NewLex('\\')
 		raw.SkipProcessQuotes = true
-		return ex.ExpandRaw(func(w string) (string, error) {
-			v, _, err := raw.ProcessWord(w, env)
-			return v, err
-		})
+		e.lex = raw // the same budget for heredoc contents
+		return ex.ExpandRaw(e.word)
 	}
 	return nil
 }
 
 // expandArg resolves the values of an ARG instruction in place.
-func (p *Plan) expandArg(c *instructions.ArgCommand, lex *shell.Lex, env shell.EnvGetter) error {
+func (p *Plan) expandArg(c *instructions.ArgCommand, e *expander) error {
 	for i, kv := range c.Args {
-		v, ok, err := p.resolveArg(kv, lex, env)
+		v, ok, err := p.resolveArg(kv, e)
 		if err != nil {
 			return err
 		}

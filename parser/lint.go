@@ -228,7 +228,7 @@ func (p *Plan) lintFrom(l *linter.Linter, st *Stage) {
 		known[k] = true
 	}
 	lex := shell.NewLex(p.escapeToken())
-	rec := &recordingEnv{EnvGetter: envGetter(p.GlobalArgs)}
+	rec := &recordingEnv{EnvGetter: mapEnv(p.GlobalArgs)}
 	_, _, _ = lex.ProcessWord(st.rawFrom, rec)
 	if st.rawPlatform != "" {
 		_, _, _ = lex.ProcessWord(st.rawPlatform, rec)

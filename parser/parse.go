@@ -179,10 +179,13 @@ func (p *Plan) resolve() error {
 		byName[st.Name] = st.Index
 	}
 	lex := shell.NewLex(p.escape)
-	globals := envGetter(p.GlobalArgs)
+	globals := mapEnv(p.GlobalArgs)
 	stageArgs := make([]map[string]string, len(p.Stages))
 	for _, st := range p.Stages {
-		from, _, err := lex.ProcessWord(st.From, globals)
+		from, err := newExpander(lex, globals).word(st.From)
+		if errors.Is(err, ErrExpansionTooLarge) {
+			return errorf(st.Loc, "%w", err)
+		}
 		if err != nil {
 			return errorf(st.Loc, "expanding FROM %s: %w", st.From, err)
 		}
@@ -216,7 +219,10 @@ func (p *Plan) resolve() error {
 
 // expandPlatform expands and normalizes FROM --platform.
 func (p *Plan) expandPlatform(st *Stage, lex *shell.Lex, globals shell.EnvGetter) error {
-	v, _, err := lex.ProcessWord(st.Platform, globals)
+	v, err := newExpander(lex, globals).word(st.Platform)
+	if errors.Is(err, ErrExpansionTooLarge) {
+		return errorf(st.Loc, "%w", err)
+	}
 	if err != nil {
 		return errorf(st.Loc, "expanding FROM --platform=%s: %w", st.Platform, err)
 	}
@@ -240,10 +246,11 @@ func (p *Plan) resolveSteps(st *Stage, byName map[string]int, args map[string]st
 	for _, s := range st.Steps {
 		switch c := s.Command.(type) {
 		case *instructions.ArgCommand:
+			e := newExpander(lex, mapEnv(args))
 			for _, kv := range c.Args {
-				v, ok, err := p.resolveArg(kv, lex, envGetter(args))
+				v, ok, err := p.resolveArg(kv, e)
 				if err != nil {
-					return errorf(s.Loc, "expanding ARG %s: %w", kv.Key, err)
+					return argError(s.Loc, kv.Key, err)
 				}
 				if ok {
 					args[kv.Key] = v
@@ -253,7 +260,10 @@ func (p *Plan) resolveSteps(st *Stage, byName map[string]int, args map[string]st
 			if c.From == "" {
 				continue
 			}
-			ref, _, err := lex.ProcessWord(c.From, envGetter(args))
+			ref, err := newExpander(lex, mapEnv(args)).word(c.From)
+			if errors.Is(err, ErrExpansionTooLarge) {
+				return errorf(s.Loc, "%w", err)
+			}
 			if err != nil {
 				return errorf(s.Loc, "expanding --from=%s: %w", c.From, err)
 			}
