@@ -25,7 +25,7 @@ var ErrExpansionTooLarge = errors.New("expansion too large")
 // tooLarge is an expansion past limit bytes.
 type tooLarge struct{ limit int }
 
-func (e tooLarge) Error() string       { return fmt.Sprintf("expansion exceeds %d bytes", e.limit) }
+func (e tooLarge) Error() string        { return fmt.Sprintf("expansion exceeds %d bytes", e.limit) }
 func (e tooLarge) Is(target error) bool { return target == ErrExpansionTooLarge }
 
 // expander expands the words of one instruction within the limits. Its
