@@ -21,6 +21,22 @@ func hostPlatform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}
 }
 
+// isScratch reports whether a stage starts from nothing.
+func isScratch(st *parser.Stage) bool {
+	return st.FromStage < 0 && strings.EqualFold(st.From, "scratch")
+}
+
+// scratchConfig is the config of a stage FROM scratch.
+func (b *build) scratchConfig() *v1.ConfigFile {
+	return &v1.ConfigFile{
+		OS:           b.opts.Platform.OS,
+		Architecture: b.opts.Platform.Architecture,
+		Variant:      b.opts.Platform.Variant,
+		// BuildKit's empty image has WorkingDir "/".
+		Config: v1.Config{Env: []string{"PATH=" + defaultPath}, WorkingDir: "/"},
+	}
+}
+
 // base resolves a stage's FROM: scratch, an earlier stage, an image
 // archive or an image in the local store. It returns the starting state
 // and the ONBUILD triggers of the base image or stage.
@@ -47,15 +63,8 @@ func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []str
 		}
 		return b.fromImage(ctx, img)
 	}
-	if strings.EqualFold(st.From, "scratch") {
-		cfg := &v1.ConfigFile{
-			OS:           b.opts.Platform.OS,
-			Architecture: b.opts.Platform.Architecture,
-			Variant:      b.opts.Platform.Variant,
-			// BuildKit's empty image has WorkingDir "/".
-			Config: v1.Config{Env: []string{"PATH=" + defaultPath}, WorkingDir: "/"},
-		}
-		return &stageResult{cfg: cfg, base: "scratch"}, nil, nil
+	if isScratch(st) {
+		return &stageResult{cfg: b.scratchConfig(), base: "scratch"}, nil, nil
 	}
 	img, err := b.resolveImage(ctx, st.From)
 	if err != nil {

@@ -189,21 +189,10 @@ func mkdirInRoot(root, dir, user string) error {
 }
 
 func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.CopyCommand) (v1.Layer, error) {
-	req := copier.Request{
-		Sources: c.SourcePaths,
-		Dest:    c.DestPath,
-		Workdir: s.workdirPath(),
-		Chown:   c.Chown,
-		Chmod:   c.Chmod,
-		Epoch:   s.b.opts.Epoch,
-		Ignore:  s.b.ignore,
-		SrcRoot: s.b.opts.ContextDir,
-		Exclude: c.ExcludePatterns,
-		Parents: c.Parents,
-	}
+	req := s.copyRequest(c)
 	if len(c.SourceContents) > 0 {
 		if c.From != "" {
-			return nil, errors.New("COPY --from cannot copy heredocs")
+			return nil, errCopyFromHeredoc
 		}
 		return s.copyHeredoc(ctx, "COPY", req, c.SourceContents)
 	}
@@ -215,8 +204,36 @@ func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.Cop
 	return s.copyFrom(ctx, step, req)
 }
 
+var errCopyFromHeredoc = errors.New("COPY --from cannot copy heredocs")
+
+// copyRequest is the copier request of a COPY, before its sources are
+// chosen.
+func (s *stage) copyRequest(c *instructions.CopyCommand) copier.Request {
+	return copier.Request{
+		Sources: c.SourcePaths,
+		Dest:    c.DestPath,
+		Workdir: s.workdirPath(),
+		Chown:   c.Chown,
+		Chmod:   c.Chmod,
+		Epoch:   s.b.opts.Epoch,
+		Ignore:  s.b.ignore,
+		SrcRoot: s.b.opts.ContextDir,
+		Exclude: c.ExcludePatterns,
+		Parents: c.Parents,
+	}
+}
+
 func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddCommand) (v1.Layer, error) {
-	req := copier.Request{
+	req := s.addRequest(c)
+	if len(c.SourceContents) > 0 {
+		return s.copyHeredoc(ctx, "ADD", req, c.SourceContents)
+	}
+	return s.copyInto(ctx, "ADD", req)
+}
+
+// addRequest is the copier request of an ADD.
+func (s *stage) addRequest(c *instructions.AddCommand) copier.Request {
+	return copier.Request{
 		Exclude:    c.ExcludePatterns,
 		Unpack:     c.Unpack,
 		KeepGitDir: c.KeepGitDir != nil && *c.KeepGitDir,
@@ -231,10 +248,6 @@ func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddComm
 		Checksum:   c.Checksum,
 		Epoch:      s.b.opts.Epoch,
 	}
-	if len(c.SourceContents) > 0 {
-		return s.copyHeredoc(ctx, "ADD", req, c.SourceContents)
-	}
-	return s.copyInto(ctx, "ADD", req)
 }
 
 // copyHeredoc runs a COPY/ADD whose sources include heredocs (and maybe
@@ -357,25 +370,33 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 	})
 }
 
+// runArgs returns the argv of a RUN step and, for heredocs, the script
+// its first argument runs.
+func (s *stage) runArgs(c *instructions.RunCommand) (args []string, script string, err error) {
+	args = c.CmdLine
+	if c.PrependShell {
+		args = append(append([]string{}, s.shell...), strings.Join(c.CmdLine, " "))
+	}
+	if len(c.Files) > 0 {
+		if args, script, err = heredocArgs(s.shell, c.ShellDependantCmdLine); err != nil {
+			return nil, "", err
+		}
+	}
+	if len(args) == 0 {
+		return nil, "", errors.New("RUN needs a command")
+	}
+	return args, script, nil
+}
+
 // run executes a RUN step in a container on the step's snapshot.
 func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunCommand, id int) (v1.Layer, error) {
 	network, err := runNetwork(step, c, s.b.opts)
 	if err != nil {
 		return nil, err
 	}
-	args := c.CmdLine
-	if c.PrependShell {
-		args = append(append([]string{}, s.shell...), strings.Join(c.CmdLine, " "))
-	}
-	var script string
-	if len(c.Files) > 0 {
-		var err error
-		if args, script, err = heredocArgs(s.shell, c.ShellDependantCmdLine); err != nil {
-			return nil, err
-		}
-	}
-	if len(args) == 0 {
-		return nil, errors.New("RUN needs a command")
+	args, script, err := s.runArgs(c)
+	if err != nil {
+		return nil, err
 	}
 	mounts, err := s.planMounts(ctx, c)
 	if err != nil {

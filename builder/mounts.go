@@ -69,6 +69,9 @@ func (s *stage) planMounts(ctx context.Context, c *instructions.RunCommand) (*ru
 	var err error
 	sshIndex := 0
 	for _, mt := range instructions.GetMounts(c) {
+		if err := s.b.checkMount(mt); err != nil {
+			return nil, err
+		}
 		switch mt.Type {
 		case instructions.MountTypeBind:
 			err = s.bindMount(ctx, m, mt)
@@ -447,19 +450,10 @@ func setOwnerMode(p string, mt *instructions.Mount, def os.FileMode) error {
 // never touches the store) or as an environment variable. Secrets are
 // never part of keys, layers, history or logs.
 func (s *stage) secretMount(m *runMounts, mt *instructions.Mount) error {
-	id := mt.CacheID
-	if id == "" && mt.Target != "" {
-		id = path.Base(mt.Target)
-	}
-	if id == "" && mt.Env != nil {
-		id = *mt.Env
-	}
+	id := secretID(mt)
 	value, ok := s.b.opts.Secrets[id]
 	if !ok {
-		if mt.Required {
-			return fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
-		}
-		return nil
+		return nil // not required: checkMount saw to that
 	}
 	if mt.Env != nil {
 		name := *mt.Env
@@ -511,16 +505,10 @@ func secretDir() string {
 
 // sshMount forwards an ssh agent socket.
 func (s *stage) sshMount(m *runMounts, mt *instructions.Mount, n int) error {
-	id := mt.CacheID
-	if id == "" {
-		id = "default"
-	}
+	id := sshID(mt)
 	src, ok := s.b.opts.SSH[id]
 	if !ok {
-		if mt.Required {
-			return fmt.Errorf("ssh agent %q is required but was not given (--ssh %s)", id, id)
-		}
-		return nil
+		return nil // not required: checkMount saw to that
 	}
 	target := mt.Target
 	if target == "" {
@@ -536,3 +524,48 @@ func (s *stage) sshMount(m *runMounts, mt *instructions.Mount, n int) error {
 }
 
 func joinKey(parts []string) string { return strings.Join(parts, "\x00") }
+
+// checkMount checks what can be known of a RUN --mount before any step
+// runs: a target where one is needed, and the secrets and agents a step
+// requires.
+func (b *build) checkMount(mt *instructions.Mount) error {
+	switch mt.Type {
+	case instructions.MountTypeBind, instructions.MountTypeCache, instructions.MountTypeTmpfs:
+		if mt.Target == "" {
+			return fmt.Errorf("--mount=type=%s needs a target", mt.Type)
+		}
+	}
+	switch mt.Type {
+	case instructions.MountTypeSecret:
+		if _, ok := b.opts.Secrets[secretID(mt)]; mt.Required && !ok {
+			id := secretID(mt)
+			return fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
+		}
+	case instructions.MountTypeSSH:
+		if _, ok := b.opts.SSH[sshID(mt)]; mt.Required && !ok {
+			return fmt.Errorf("ssh agent %q is required but was not given (--ssh %s)", sshID(mt), sshID(mt))
+		}
+	}
+	return nil
+}
+
+// secretID is the id of a secret mount: id=, else the target's base
+// name, else env=.
+func secretID(mt *instructions.Mount) string {
+	id := mt.CacheID
+	if id == "" && mt.Target != "" {
+		id = path.Base(mt.Target)
+	}
+	if id == "" && mt.Env != nil {
+		id = *mt.Env
+	}
+	return id
+}
+
+// sshID is the id of an ssh mount, "default" when none is given.
+func sshID(mt *instructions.Mount) string {
+	if mt.CacheID == "" {
+		return "default"
+	}
+	return mt.CacheID
+}

@@ -149,6 +149,9 @@ func newOp(req Request) (*op, error) {
 	}
 	base := path.Base(d)
 	o.dirDest = d == "" || strings.HasSuffix(d, "/") || base == "." || base == ".."
+	if err := o.parseFlags(); err != nil {
+		return nil, err
+	}
 	if req.Chown != "" {
 		uid, gid, err := LookupOwner(req.DestRoot, req.Chown)
 		if err != nil {
@@ -157,10 +160,30 @@ func newOp(req Request) (*op, error) {
 		o.chown = &owner{uid, gid}
 		o.created.owner = *o.chown
 	}
+	return o, nil
+}
+
+// Check validates the flags of req that need no file to check (--chown
+// syntax, --chmod, --checksum), so that a builder can reject a bad step
+// before it runs any step.
+func Check(req Request) error {
+	o := &op{req: req}
+	return o.parseFlags()
+}
+
+// parseFlags parses --chmod and --checksum and checks the syntax of
+// --chown, USER[:GROUP].
+func (o *op) parseFlags() error {
+	req := o.req
+	if req.Chown != "" {
+		if strings.Count(req.Chown, ":") > 1 {
+			return fmt.Errorf("invalid --chown=%s: want USER[:GROUP]", req.Chown)
+		}
+	}
 	if req.Chmod != "" {
 		c, err := parseMode(req.Chmod)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		o.chmod = c
 		if m, err := strconv.ParseUint(req.Chmod, 8, 32); err == nil {
@@ -171,10 +194,10 @@ func newOp(req Request) (*op, error) {
 	}
 	if req.Checksum != "" {
 		if err := o.parseChecksum(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return o, nil
+	return nil
 }
 
 // parseChecksum reads --checksum: a commit for a Git source (which must

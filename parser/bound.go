@@ -37,6 +37,7 @@ type expander struct {
 	env  shell.EnvGetter
 	used int // bytes handed out by Get plus bytes of expanded words
 	over bool
+	refs map[string]bool // when not nil, gets every name looked up
 }
 
 func newExpander(lex *shell.Lex, env shell.EnvGetter) *expander {
@@ -45,6 +46,9 @@ func newExpander(lex *shell.Lex, env shell.EnvGetter) *expander {
 
 // Get implements shell.EnvGetter.
 func (e *expander) Get(key string) (string, bool) {
+	if e.refs != nil {
+		e.refs[key] = true
+	}
 	v, ok := e.env.Get(key)
 	if e.over {
 		return "", ok

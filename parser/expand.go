@@ -20,12 +20,29 @@ import (
 // else the global ARG of the same name when no default is given, else the
 // default expanded with env; a Value left nil means the ARG has no value.
 func (p *Plan) Expand(s *Step, env []string) (instructions.Command, error) {
+	return p.expand(s, env, nil)
+}
+
+// ExpandRefs is Expand that also returns the names of the variables the
+// expansion looked up, set or not, so that a caller can tell whether it
+// depends on variables it does not know.
+func (p *Plan) ExpandRefs(s *Step, env []string) (instructions.Command, []string, error) {
+	refs := map[string]bool{}
+	cmd, err := p.expand(s, env, refs)
+	names := make([]string, 0, len(refs))
+	for k := range refs {
+		names = append(names, k)
+	}
+	return cmd, names, err
+}
+
+func (p *Plan) expand(s *Step, env []string, refs map[string]bool) (instructions.Command, error) {
 	cmd, err := s.reparse()
 	if err != nil {
 		return nil, errorAt(s.Loc.File, s.Loc.Line, err)
 	}
 	envs := shell.EnvsFromSlice(env)
-	if err := p.expandCommand(cmd, envs); err != nil {
+	if err := p.expandCommand(cmd, envs, refs); err != nil {
 		if errors.Is(err, ErrExpansionTooLarge) {
 			return nil, errorf(s.Loc, "%w", err)
 		}
@@ -62,8 +79,9 @@ func (s *Step) reparse() (instructions.Command, error) {
 }
 
 // expandCommand expands cmd in place.
-func (p *Plan) expandCommand(cmd instructions.Command, env shell.EnvGetter) error {
+func (p *Plan) expandCommand(cmd instructions.Command, env shell.EnvGetter, refs map[string]bool) error {
 	e := newExpander(shell.NewLex(p.escapeToken()), env)
+	e.refs = refs
 	switch c := cmd.(type) {
 	case *instructions.ArgCommand:
 		return p.expandArg(c, e)

@@ -350,7 +350,7 @@ func (p *Plan) lintUndefined(l *linter.Linter, s *Step, env *[]string, declared 
 				}
 			}
 		} else {
-			_ = p.expandCommand(cmd, rec)
+			_ = p.expandCommand(cmd, rec, nil)
 		}
 	}
 	*env = p.stepEnv(s, *env, declared)

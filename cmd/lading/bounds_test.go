@@ -89,3 +89,72 @@ func TestRecipeTooLarge(t *testing.T) {
 		t.Errorf("file: exit %d, stderr %q", r.code, lastLine(r.stderr))
 	}
 }
+
+// TestRecipeValidatedBeforeRun: a malformed flag anywhere in the recipe
+// is reported with FILE:LINE before the first RUN starts.
+func TestRecipeValidatedBeforeRun(t *testing.T) {
+	root := t.TempDir()
+	bad := []string{
+		"COPY --chmod=999 a /b",
+		"COPY --chmod=u+q a /b",
+		"COPY --chown=a:b:c a /b",
+		"ADD --checksum=sha256:zz a /b",
+		"ADD --checksum=md5:abc a /b",
+		"EXPOSE 99999999/tcp",
+		"EXPOSE 80/bogus",
+		"EXPOSE abc",
+		"STOPSIGNAL SIGBOGUS",
+		"STOPSIGNAL 99",
+		"HEALTHCHECK --interval=-5s CMD true",
+		"HEALTHCHECK --timeout=abc CMD true",
+		"RUN --mount=type=cache true",
+		"RUN --mount=type=tmpfs true",
+		"RUN --mount=type=secret,id=nope,required true",
+		"RUN --mount=type=bind,target=/x,bogus=1 true",
+		"RUN --mount=type=cache,target=/c,mode=999 true",
+		"RUN --network=bogus true",
+		"RUN --bogus true",
+		"COPY --bogus a /b",
+		"COPY --from=0 <<EOF /f\nx\nEOF",
+		"ENV MODE=999\nCOPY --chmod=$MODE a /b",
+		"ARG PORT=99999999\nEXPOSE $PORT",
+		"FROM scratch AS second\nEXPOSE 0\nCOPY --from=0 a /a",
+		bomb("ENV A=12345678\n", 40),
+	}
+	for _, b := range bad {
+		t.Run(strings.SplitN(b, "\n", 2)[0], func(t *testing.T) {
+			recipe := "FROM scratch\nRUN echo side effect\n" + b + "\n"
+			badLine := strings.Count(recipe, "\n")
+			if strings.HasPrefix(b, "COPY --from=0") {
+				badLine -= 2 // the heredoc's lines
+			}
+			if strings.HasPrefix(b, "FROM scratch AS second") {
+				badLine-- // EXPOSE, in a stage that needs the first
+			}
+			if strings.HasPrefix(b, "ENV A=") {
+				badLine = 21 // where the doubling passes 1 MiB
+			}
+			dir := writeRecipe(t, recipe)
+			writeFiles(t, dir, map[string]string{"a": "a"})
+			r := lading(t, "", "build", "--root", root, "--progress", "json", dir)
+			if r.code != 1 {
+				t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if want := "Recipe:" + strconv.Itoa(badLine) + ": "; !strings.HasPrefix(lines[len(lines)-1], want) {
+				t.Errorf("error %q, want prefix %q", lines[len(lines)-1], want)
+			}
+			for _, l := range lines[:len(lines)-1] {
+				var e struct{ Type, Text string }
+				if json.Unmarshal([]byte(l), &e) == nil && e.Type == "start" && strings.HasPrefix(e.Text, "RUN") {
+					t.Errorf("a RUN step started before the error: %s", l)
+				}
+			}
+		})
+	}
+}
+
+// bomb doubles A n times after head.
+func bomb(head string, n int) string {
+	return head + strings.TrimSuffix(strings.Repeat("ENV A=$A$A\n", n), "\n")
+}
