@@ -46,6 +46,23 @@ func TestBuildPullsAndPushes(t *testing.T) {
 	if err := json.Unmarshal(out, &remote); err != nil || remote.Digest != digest {
 		t.Errorf("registry has %q, lading printed %q (%v)", remote.Digest, digest, err)
 	}
+	// --progress json: the pull's progress comes as JSON log events,
+	// and nothing else is written but JSON lines.
+	r = lading(t, "", "build", "--root", t.TempDir(), "--progress", "json", "--insecure-registry", reg.Host, app)
+	if r.code != 0 {
+		t.Fatalf("json build failed (%d):\n%s", r.code, r.stderr)
+	}
+	fetched := false
+	for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+		var e struct{ Type, Text string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("--progress json wrote a line that is not JSON: %q", l)
+		}
+		fetched = fetched || e.Type == "log" && strings.Contains(e.Text, "fetched")
+	}
+	if !fetched {
+		t.Errorf("no pull progress among the events:\n%s", r.stderr)
+	}
 	// --pull=never with an empty root fails clearly; missing pulls again.
 	r = lading(t, "", "build", "--root", t.TempDir(), "--pull=never", app)
 	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "Recipe:1: ") {
