@@ -17,7 +17,7 @@ const (
 	tailLines   = 20       // output lines kept per step for failure reports
 	maxTailLine = 2048     // bytes kept of one such line
 	maxLine     = 64 << 10 // a line longer than this is passed on in pieces
-	outBuffer   = 64 << 10 // bytes of rendered progress buffered between flushes
+	outBuffer   = 2 * maxLine // bytes of rendered progress buffered between flushes
 )
 
 // DefaultLogLimit is how many bytes of each step's output a Reporter
@@ -165,12 +165,14 @@ func (c *core) write(id int, b []byte) {
 	}
 	st.part = append(st.part, b...)
 	rest := st.part
-	for {
+	// Only the last lines can end up in the tail.
+	for toTail := tailStart(rest); ; {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			break
 		}
-		c.emit(st, rest[:i], i+1)
+		c.emit(st, rest[:i], i+1, toTail <= 0)
+		toTail -= i + 1
 		rest = rest[i+1:]
 	}
 	for len(rest) > maxLine {
@@ -178,7 +180,7 @@ func (c *core) write(id int, b []byte) {
 		for cut > maxLine-utf8.UTFMax && !utf8.RuneStart(rest[cut]) {
 			cut--
 		}
-		c.emit(st, rest[:cut], cut)
+		c.emit(st, rest[:cut], cut, true)
 		rest = rest[cut:]
 	}
 	// Move the partial line to the front so the buffer stays small.
@@ -190,24 +192,34 @@ func (c *core) write(id int, b []byte) {
 // step that prints a gigabyte then costs a scan for newlines, not a tail
 // update per line.
 func (c *core) skip(st *step, b []byte) []byte {
+	start := tailStart(b)
+	if start == 0 {
+		return b
+	}
+	st.dropped += int64(len(st.part) + start)
+	st.part = st.part[:0]
+	return b[start:]
+}
+
+// tailStart returns where the last tailLines complete lines of b start:
+// after the newline before them, or 0 when b has no more lines.
+func tailStart(b []byte) int {
 	end := len(b)
 	for range tailLines + 1 {
 		i := bytes.LastIndexByte(b[:end], '\n')
 		if i < 0 {
-			return b
+			return 0
 		}
 		end = i
 	}
-	st.dropped += int64(len(st.part) + end + 1)
-	st.part = st.part[:0]
-	return b[end+1:]
+	return end + 1
 }
 
 // emit passes one output line on, n bytes of output with its newline,
-// unless that goes past the log limit; line is only valid during the
-// call.
-func (c *core) emit(st *step, line []byte, n int) {
-	if st.tail != nil {
+// unless that goes past the log limit, and adds it to the step's tail if
+// toTail; line is only valid during the call.
+func (c *core) emit(st *step, line []byte, n int, toTail bool) {
+	if toTail && st.tail != nil {
 		st.tail.add(line)
 	}
 	if !st.clipped && c.limit >= 0 && st.shown+int64(n) > c.limit {
@@ -225,7 +237,7 @@ func (c *core) emit(st *step, line []byte, n int) {
 // left out.
 func (c *core) flush(st *step) {
 	if len(st.part) > 0 {
-		c.emit(st, st.part, len(st.part))
+		c.emit(st, st.part, len(st.part), true)
 		st.part = nil
 	}
 	if st.dropped > 0 {
@@ -455,6 +467,10 @@ type errWriter struct {
 func (e *errWriter) Write(b []byte) (int, error) {
 	if e.err != nil {
 		return len(b), nil
+	}
+	if len(b) > e.w.Available() {
+		// Flush first so that one Write reaches w in one piece.
+		e.flush()
 	}
 	if _, err := e.w.Write(b); err != nil {
 		e.err = fmt.Errorf("writing progress: %w", err)

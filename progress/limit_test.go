@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -210,5 +211,30 @@ func TestTTYCanceledByClose(t *testing.T) {
 	}))
 	if !strings.Contains(got, "(2/2) CANCELED\n") || !strings.HasSuffix(got, "\nBuild canceled after 2.0s: 2 steps, 0 cached\n") || strings.Contains(got, "FINISHED") {
 		t.Errorf("output:\n%s", got)
+	}
+}
+
+// BenchmarkPlainShortLines prints 20 million two-byte lines, arriving
+// in 32 KiB chunks as a pipe delivers them, to /dev/null.
+func BenchmarkPlainShortLines(b *testing.B) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devNull.Close()
+	chunk := bytes.Repeat([]byte("y\n"), 16<<10)
+	const lines = 20_000_000
+	for b.Loop() {
+		r, err := NewWithOptions("plain", devNull, Options{LogLimit: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Start(Step{ID: 1, Text: "RUN yes"})
+		w := r.Output(1)
+		for n := 0; n < lines; n += 16 << 10 {
+			w.Write(chunk)
+		}
+		r.Done(1, false, nil)
+		r.Close()
 	}
 }

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -11,7 +12,8 @@ import (
 //	#3 cc -o app main.c
 //	#3 DONE 1.23s
 type plain struct {
-	c *core
+	c   *core
+	buf []byte // reused for each output line
 }
 
 func (p *plain) start(st *step) {
@@ -21,11 +23,15 @@ func (p *plain) start(st *step) {
 func (p *plain) line(st *step, line []byte) {
 	// One Write per line: a line is never torn, even by a writer
 	// shared with someone else.
-	b := make([]byte, 0, len(line)+16)
-	b = fmt.Appendf(b, "#%d ", st.ID)
+	b := append(p.buf[:0], '#')
+	b = strconv.AppendInt(b, int64(st.ID), 10)
+	b = append(b, ' ')
 	b = append(b, line...)
 	b = append(b, '\n')
 	p.c.out.Write(b)
+	if cap(b) <= 2*maxLine {
+		p.buf = b
+	}
 }
 
 func (p *plain) clipped(st *step) {
