@@ -14,9 +14,9 @@ import (
 )
 
 const (
-	tailLines   = 20       // output lines kept per step for failure reports
-	maxTailLine = 2048     // bytes kept of one such line
-	maxLine     = 64 << 10 // a line longer than this is passed on in pieces
+	tailLines   = 20          // output lines kept per step for failure reports
+	maxTailLine = 2048        // bytes kept of one such line
+	maxLine     = 64 << 10    // a line longer than this is passed on in pieces
 	outBuffer   = 2 * maxLine // bytes of rendered progress buffered between flushes
 )
 
