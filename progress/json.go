@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"time"
 )
 
@@ -10,7 +11,7 @@ import (
 // event's type are left out.
 type event struct {
 	Time       string  `json:"time"` // RFC 3339 with nanoseconds
-	Type       string  `json:"type"` // start, output, clipped, done, log or summary
+	Type       string  `json:"type"` // start, output, clipped, done, log, summary or error
 	ID         *int    `json:"id,omitempty"`
 	Stage      string  `json:"stage,omitempty"`
 	Index      int     `json:"index,omitempty"`
@@ -91,4 +92,16 @@ func (j *jsonSink) close() {
 		e.Error = o.Err.Error()
 	}
 	j.emit(e)
+}
+
+// WriteError writes msg as an "error" event of the json mode, for a
+// program whose --progress json stream must end in JSON even when it
+// fails before or after its Reporter.
+func WriteError(w io.Writer, msg string) error {
+	b, err := json.Marshal(&event{Time: time.Now().Format(time.RFC3339Nano), Type: "error", Error: msg})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }

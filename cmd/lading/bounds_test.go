@@ -67,6 +67,23 @@ func TestProgressJSONOnly(t *testing.T) {
 	if last["type"] != "summary" || last["image"] != "j:1" || last["digest"] != strings.TrimSpace(r.stdout) {
 		t.Errorf("last event %v, stdout %q", last, r.stdout)
 	}
+	// A failed build ends with its summary and an error event.
+	r = lading(t, "", "build", "--root", root, "--progress", "json", writeRecipe(t, "FROM scratch\nCOPY nosuch /\n"))
+	lines = strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	var types []string
+	for _, l := range lines {
+		var e struct{ Type, Error string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		types = append(types, e.Type)
+		if e.Type == "error" && !strings.HasPrefix(e.Error, "Recipe:2: ") {
+			t.Errorf("error event %q", l)
+		}
+	}
+	if r.code != 1 || strings.Join(types[len(types)-2:], " ") != "summary error" {
+		t.Errorf("exit %d, events %v", r.code, types)
+	}
 }
 
 // TestRecipeTooLarge: a recipe over the size limit is an error from a
@@ -140,15 +157,17 @@ func TestRecipeValidatedBeforeRun(t *testing.T) {
 			if r.code != 1 {
 				t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 			}
-			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
-			if want := "Recipe:" + strconv.Itoa(badLine) + ": "; !strings.HasPrefix(lines[len(lines)-1], want) {
-				t.Errorf("error %q, want prefix %q", lines[len(lines)-1], want)
-			}
-			for _, l := range lines[:len(lines)-1] {
-				var e struct{ Type, Text string }
-				if json.Unmarshal([]byte(l), &e) == nil && e.Type == "start" && strings.HasPrefix(e.Text, "RUN") {
+			var last struct{ Type, Text, Error string }
+			for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+				if err := json.Unmarshal([]byte(l), &last); err != nil {
+					t.Fatalf("not a JSON line: %q", l)
+				}
+				if last.Type == "start" && strings.HasPrefix(last.Text, "RUN") {
 					t.Errorf("a RUN step started before the error: %s", l)
 				}
+			}
+			if want := "Recipe:" + strconv.Itoa(badLine) + ": "; last.Type != "error" || !strings.HasPrefix(last.Error, want) {
+				t.Errorf("last event %+v, want an error with prefix %q", last, want)
 			}
 		})
 	}

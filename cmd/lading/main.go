@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/progress"
 	"github.com/lading-build/lading/runtime"
 )
 
@@ -30,13 +31,16 @@ func run() int {
 	}
 	ctx, sig := signalContext()
 	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	if cmd == nil {
+		cmd = root
+	}
 	if s := sig(); s != 0 {
-		fmt.Fprintf(os.Stderr, "lading: interrupted (%v)\n", s)
+		printError(cmd, fmt.Errorf("lading: interrupted (%v)", s))
 		return 128 + int(s)
 	}
 	if err != nil {
-		printError(err)
+		printError(cmd, err)
 		return 1
 	}
 	return 0
@@ -67,8 +71,12 @@ func signalContext() (context.Context, func() syscall.Signal) {
 }
 
 // printError prints the one-line error, after the tail of a failed step's
-// output when there is one.
-func printError(err error) {
+// output when there is one; with --progress json, as a JSON error event.
+func printError(cmd *cobra.Command, err error) {
+	if f := cmd.Flags().Lookup("progress"); f != nil && f.Value.String() == "json" {
+		progress.WriteError(os.Stderr, err.Error())
+		return
+	}
 	var se *builder.StepError
 	if errors.As(err, &se) && se.Tail != "" {
 		fmt.Fprintf(os.Stderr, "------ output of the failed step (last lines) ------\n%s\n------\n", se.Tail)
