@@ -376,6 +376,9 @@ func (c *core) result() result {
 //	Build failed after 3.4s: 5 steps, 2 cached, 1 failed
 //	Build canceled after 3.4s: 5 steps, 2 cached
 func (c *core) writeSummary(w io.Writer) {
+	if !c.known && len(c.order) == 0 {
+		return // nothing to sum up
+	}
 	finished, hits, fails := c.counts()
 	took := c.now().Sub(c.t0).Seconds()
 	switch c.result() {

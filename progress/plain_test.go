@@ -123,7 +123,7 @@ Built in 0.0s: 4 steps, 4 cached
 			r.Done(1, false, nil)
 			r.Log("z")
 		},
-		want: "Built in 0.0s: 0 steps, 0 cached\n",
+		want: "",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
