@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
@@ -153,6 +154,34 @@ func (m mapEnv) Get(key string) (string, bool) {
 func (m mapEnv) Keys() []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// sliceEnv is a shell environment read from a "KEY=VALUE" list in which
+// later entries win. A lookup scans the list from its end: a step reads a
+// few variables, so that costs less than a map built for every step of a
+// recipe with thousands of ENV.
+type sliceEnv []string
+
+func (e sliceEnv) Get(key string) (string, bool) {
+	for i := len(e) - 1; i >= 0; i-- {
+		kv := e[i]
+		if kv == key {
+			return "", true
+		}
+		if len(kv) > len(key) && kv[len(key)] == '=' && kv[:len(key)] == key {
+			return kv[len(key)+1:], true
+		}
+	}
+	return "", false
+}
+
+func (e sliceEnv) Keys() []string {
+	keys := make([]string, 0, len(e))
+	for _, kv := range e {
+		k, _, _ := strings.Cut(kv, "=")
 		keys = append(keys, k)
 	}
 	return keys

@@ -41,7 +41,7 @@ func (p *Plan) expand(s *Step, env []string, refs map[string]bool) (instructions
 	if err != nil {
 		return nil, errorAt(s.Loc.File, s.Loc.Line, err)
 	}
-	envs := shell.EnvsFromSlice(env)
+	envs := sliceEnv(env)
 	if err := p.expandCommand(cmd, envs, refs); err != nil {
 		if errors.Is(err, ErrExpansionTooLarge) {
 			return nil, errorf(s.Loc, "%w", err)
@@ -54,7 +54,7 @@ func (p *Plan) expand(s *Step, env []string, refs map[string]bool) (instructions
 // ExpandWord expands the variables in word from env, a "KEY=VALUE" list in
 // which later entries win, with the recipe's escape character.
 func (p *Plan) ExpandWord(word string, env []string) (string, error) {
-	v, err := newExpander(shell.NewLex(p.escapeToken()), shell.EnvsFromSlice(env)).word(word)
+	v, err := newExpander(shell.NewLex(p.escapeToken()), sliceEnv(env)).word(word)
 	if err != nil {
 		return "", fmt.Errorf("expanding %q: %w", word, err)
 	}
