@@ -340,7 +340,7 @@ func (p *Plan) stepEnv(s *Step, env []string, declared map[string]bool) []string
 // use must be set by the base, an ENV or an ARG before it (RUN, CMD and
 // ENTRYPOINT command text is the shell's business and not checked).
 func (p *Plan) lintUndefined(l *linter.Linter, s *Step, env *[]string, declared map[string]bool) {
-	rec := &recordingEnv{EnvGetter: shell.EnvsFromSlice(*env)}
+	rec := &recordingEnv{EnvGetter: sliceEnv(*env)}
 	if cmd, err := s.reparse(); err == nil {
 		if a, ok := cmd.(*instructions.ArgCommand); ok {
 			lex := shell.NewLex(p.escapeToken())
