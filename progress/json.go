@@ -10,21 +10,22 @@ import (
 // event is one line of the json mode. Fields that do not apply to the
 // event's type are left out.
 type event struct {
-	Time       string  `json:"time"` // RFC 3339 with nanoseconds
-	Type       string  `json:"type"` // start, output, clipped, done, log, summary or error
-	ID         *int    `json:"id,omitempty"`
-	Stage      string  `json:"stage,omitempty"`
-	Index      int     `json:"index,omitempty"`
-	Total      int     `json:"total,omitempty"`
-	Text       string  `json:"text,omitempty"` // the step's text, or the log message
-	Cached     *bool   `json:"cached,omitempty"`
-	Canceled   bool    `json:"canceled,omitempty"`
-	Error      string  `json:"error,omitempty"`
-	DurationMS *int64  `json:"duration_ms,omitempty"`
-	Data       *string `json:"data,omitempty"` // one line of output, without its newline
-	Dropped    int64   `json:"dropped_bytes,omitempty"`
-	Image      string  `json:"image,omitempty"`
-	Digest     string  `json:"digest,omitempty"`
+	Time       string   `json:"time"` // RFC 3339 with nanoseconds
+	Type       string   `json:"type"` // start, output, clipped, done, log, summary or error
+	ID         *int     `json:"id,omitempty"`
+	Stage      string   `json:"stage,omitempty"`
+	Index      int      `json:"index,omitempty"`
+	Total      int      `json:"total,omitempty"`
+	Text       string   `json:"text,omitempty"` // the step's text, or the log message
+	Cached     *bool    `json:"cached,omitempty"`
+	Canceled   bool     `json:"canceled,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	DurationMS *int64   `json:"duration_ms,omitempty"`
+	Data       *string  `json:"data,omitempty"` // one line of output, without its newline
+	Dropped    int64    `json:"dropped_bytes,omitempty"`
+	Tail       []string `json:"tail,omitempty"` // a failed step's last lines, when its output was clipped
+	Image      string   `json:"image,omitempty"`
+	Digest     string   `json:"digest,omitempty"`
 }
 
 // jsonSink prints one JSON object per event and per output line.
@@ -68,6 +69,10 @@ func (j *jsonSink) done(st *step) {
 	e.Canceled = st.status == canceled
 	if st.err != nil {
 		e.Error = st.err.Error()
+	}
+	if st.status == failed && st.dropped > 0 && st.tail != nil {
+		// The output events stopped at the log limit.
+		e.Tail = st.tail.lines
 	}
 	j.emit(e)
 }

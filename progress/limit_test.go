@@ -88,11 +88,11 @@ func TestLogLimitOff(t *testing.T) {
 }
 
 func TestLogLimitJSON(t *testing.T) {
-	data, _ := numbered(1000)
+	data, last := numbered(1000)
 	got := run(t, "json", Options{LogLimit: 1000}, func(r Reporter, clk *clock) {
 		r.Start(Step{ID: 1, Text: "RUN gen"})
 		writeChunks(r, 1, data, 64)
-		r.Done(1, false, nil)
+		r.Done(1, false, errors.New("exit status 1"))
 	})
 	shown, clipped := 0, 0
 	for _, l := range strings.Split(strings.TrimSuffix(got, "\n"), "\n") {
@@ -103,6 +103,10 @@ func TestLogLimitJSON(t *testing.T) {
 		switch e.Type {
 		case "output":
 			shown += len(*e.Data) + 1
+		case "done":
+			if strings.Join(e.Tail, "\n") != strings.Join(last, "\n") {
+				t.Errorf("done event's tail %q, want the last lines", e.Tail)
+			}
 		case "clipped":
 			clipped++
 			if e.Dropped != int64(len(data)-shown) || !strings.Contains(e.Text, "bytes dropped") {
