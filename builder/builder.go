@@ -161,12 +161,12 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		id:     fmt.Sprintf("%x", time.Now().UnixNano()),
 		rep:    opts.Progress,
 	}
-	if err := b.validate(); err != nil {
-		return nil, err
-	}
 	defer b.cleanup(context.WithoutCancel(ctx))
 	defer b.closeNetns()
 	if err := b.lint(); err != nil {
+		return nil, err
+	}
+	if err := b.validate(); err != nil {
 		return nil, err
 	}
 
