@@ -86,16 +86,6 @@ type Options struct {
 	// a hit there fetches the step's layer and applies it instead of
 	// running the step.
 	CacheFrom []remotecache.Source
-	// CacheTo receive the cache entries of the build when it succeeds.
-	CacheTo []CacheExport
-}
-
-// CacheExport is a --cache-to destination: mode "min" exports the steps
-// of the target stage (with the stages it is built FROM), "max" those of
-// every stage built.
-type CacheExport struct {
-	Sink remotecache.Sink
-	Mode string
 }
 
 // Pull policies.
@@ -109,6 +99,11 @@ const (
 type Result struct {
 	Image  v1.Image
 	Digest v1.Hash // manifest digest; the image is saved in the store
+
+	// chains are the cache keys of the target stage's steps (with the
+	// stages it is built FROM), and of every stage built: what
+	// --cache-to mode=min and mode=max export.
+	chains struct{ target, all []string }
 }
 
 // StepError is a failed step: Error() is the one line the user sees
@@ -123,8 +118,10 @@ type StepError struct {
 func (e *StepError) Error() string { return e.Loc.String() + ": " + e.Msg }
 func (e *StepError) Unwrap() error { return e.Err }
 
-// Build runs the plan and returns the image of its target stage.
-func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
+// Run runs a parsed plan and returns the image of its target stage, saved
+// in the store. It is the engine under Build, for callers that parse and
+// open the store and snapshotter themselves.
+func Run(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
 	if opts.Store == nil || opts.Snapshots == nil {
 		return nil, errors.New("builder: store and snapshotter are required")
 	}
@@ -205,10 +202,14 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 	if err != nil {
 		return nil, fmt.Errorf("saving image: %w", err)
 	}
-	if err := b.exportCache(ctx); err != nil {
-		return nil, err
+	res := &Result{Image: img, Digest: dgst}
+	res.chains.target = b.stages[plan.Target].res.chain
+	for _, f := range b.stages {
+		if f != nil && f.res != nil {
+			res.chains.all = append(res.chains.all, f.res.chain...)
+		}
 	}
-	return &Result{Image: img, Digest: dgst}, nil
+	return res, nil
 }
 
 // build is the state of one Build call.

@@ -309,7 +309,7 @@ func buildCase(e *env, recipe []byte, recipePath, ctxDir string, cs caseSpec, ou
 	for _, w := range builder.Lint(plan, opts) {
 		warnings = append(warnings, w.String())
 	}
-	res, err := builder.Build(context.Background(), plan, opts)
+	res, err := builder.Run(context.Background(), plan, opts)
 	return res, warnings, err
 }
 

@@ -134,7 +134,7 @@ func (e *env) buildOpts(contextDir, recipePath, recipe string, args map[string]s
 	if e.opts != nil {
 		e.opts(&opts)
 	}
-	res, err := builder.Build(context.Background(), plan, opts)
+	res, err := builder.Run(context.Background(), plan, opts)
 	if err != nil {
 		e.t.Logf("build output:\n%s", e.progress.String())
 	}
@@ -301,7 +301,7 @@ func (e *env) buildQuiet(contextDir, recipe string) (*builder.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return builder.Build(context.Background(), plan, builder.Options{
+	return builder.Run(context.Background(), plan, builder.Options{
 		ContextDir: contextDir, Store: e.store, Snapshots: e.snaps, Cache: e.cache,
 	})
 }

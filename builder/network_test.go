@@ -140,7 +140,7 @@ func TestCancelRemovesNetwork(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := builder.Build(ctx, plan, builder.Options{ContextDir: e.context(nil), Store: e.store, Snapshots: e.snaps})
+		_, err := builder.Run(ctx, plan, builder.Options{ContextDir: e.context(nil), Store: e.store, Snapshots: e.snaps})
 		done <- err
 	}()
 	// Wait for pasta and the step's sleep.

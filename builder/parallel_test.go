@@ -119,7 +119,7 @@ COPY --from=b /b /b
 			t.Fatal(err)
 		}
 		rec := newRecorder(progress.Discard())
-		_, err = builder.Build(context.Background(), plan, builder.Options{
+		_, err = builder.Run(context.Background(), plan, builder.Options{
 			ContextDir: ctxDir, Store: e.store, Snapshots: e.snaps, Progress: rec, Jobs: jobs, Cache: e.cache, NoCache: true,
 		})
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/remotecache"
+	"github.com/lading-build/lading/store"
 )
 
 // remoteHit serves a local cache miss from a --cache-from source: the
@@ -74,21 +75,20 @@ func (b *build) applyEntry(ctx context.Context, parent, name string, d *cache.La
 	return nil
 }
 
-// exportCache sends the build's cache entries to every --cache-to.
-func (b *build) exportCache(ctx context.Context) error {
-	if len(b.opts.CacheTo) == 0 || b.opts.Cache == nil || b.opts.NoCache {
-		return nil
-	}
-	for _, dest := range b.opts.CacheTo {
-		var keys []string
-		if dest.Mode == remotecache.ModeMax {
-			for _, f := range b.stages {
-				if f != nil && f.res != nil {
-					keys = append(keys, f.res.chain...)
-				}
-			}
-		} else {
-			keys = b.stages[b.plan.Target].res.chain
+// cacheExport is a --cache-to destination: mode "min" exports the steps
+// of the target stage (with the stages it is built FROM), "max" those of
+// every stage built.
+type cacheExport struct {
+	sink remotecache.Sink
+	mode string
+}
+
+// exportCache sends the cache entries of a build to every --cache-to.
+func exportCache(ctx context.Context, st *store.Store, c *cache.Cache, res *Result, dests []cacheExport) error {
+	for _, dest := range dests {
+		keys := res.chains.target
+		if dest.mode == remotecache.ModeMax {
+			keys = res.chains.all
 		}
 		var entries []remotecache.Entry
 		seen := map[string]bool{}
@@ -97,11 +97,11 @@ func (b *build) exportCache(ctx context.Context) error {
 				continue
 			}
 			seen[k] = true
-			if rec, ok := b.opts.Cache.Get(k); ok {
+			if rec, ok := c.Get(k); ok {
 				entries = append(entries, remotecache.FromRecord(rec))
 			}
 		}
-		if err := dest.Sink.Export(ctx, b.opts.Store, entries); err != nil {
+		if err := dest.sink.Export(ctx, st, entries); err != nil {
 			return fmt.Errorf("exporting build cache: %w", err)
 		}
 	}

@@ -240,3 +240,25 @@ func extractEntry(r io.Reader, hdr *tar.Header, t *tree, m meta, opts extractOpt
 	}
 	return "", nil // other types (e.g. vendor extensions) are skipped
 }
+
+// ExtractArchive unpacks f into the existing directory dir when f holds a
+// tar archive (uncompressed, gzip, bzip2, xz or zstd) and reports true;
+// otherwise it rewinds f and reports false. Names resolve inside dir, as
+// for ADD; owners come from the archive, device nodes are skipped.
+func ExtractArchive(ctx context.Context, f *os.File, dir string) (bool, error) {
+	a, ok := openArchive(f)
+	if !ok {
+		_, err := f.Seek(0, io.SeekStart)
+		return false, err
+	}
+	defer a.close()
+	t, err := openTree(dir)
+	if err != nil {
+		return true, err
+	}
+	defer t.close()
+	if err := extract(ctx, a, t, extractOptions{}); err != nil {
+		return true, fmt.Errorf("extracting archive: %w", err)
+	}
+	return true, nil
+}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -59,4 +60,28 @@ func reportPush(updates <-chan v1.Update, o RemoteOptions) {
 			o.progress("uploaded %s of %s", humanBytes(u.Complete), humanBytes(u.Total))
 		}
 	}
+}
+
+// NewRegistry returns an exporter pushing the image to every name in
+// names (see Push).
+func NewRegistry(s *store.Store, names []string, opts RemoteOptions) Exporter {
+	return &registry{store: s, names: names, opts: opts}
+}
+
+type registry struct {
+	store *store.Store
+	names []string
+	opts  RemoteOptions
+}
+
+func (r *registry) Export(ctx context.Context, img v1.Image) error {
+	if len(r.names) == 0 {
+		return errors.New("pushing: no name to push to")
+	}
+	for _, n := range r.names {
+		if _, err := Push(ctx, r.store, img, n, r.opts); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -13,15 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-build/lading/builder"
-	"github.com/lading-build/lading/progress"
-	"github.com/lading-build/lading/runtime"
+	"github.com/lading-build/lading/store"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
 var version = "dev"
 
 func main() {
-	runtime.Init()
+	builder.Init()
 	os.Exit(run())
 }
 
@@ -74,7 +73,7 @@ func signalContext() (context.Context, func() syscall.Signal) {
 // output when there is one; with --progress json, as a JSON error event.
 func printError(cmd *cobra.Command, err error) {
 	if f := cmd.Flags().Lookup("progress"); f != nil && f.Value.String() == "json" {
-		progress.WriteError(os.Stderr, err.Error())
+		builder.WriteJSONError(os.Stderr, err)
 		return
 	}
 	var se *builder.StepError
@@ -95,4 +94,17 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newBuildCmd(), newImagesCmd(), newPruneCmd(), newDuCmd(), newCheckCmd(), newCacheCmd(), newVersionCmd(),
 		newPullCmd(), newPushCmd(), newTagCmd(), newRmiCmd(), newLoadCmd(), newSaveCmd(), newInspectCmd(), newLoginCmd(), newLogoutCmd())
 	return root
+}
+
+// openStore opens the state directory of --root.
+func openStore(cmd *cobra.Command) (*store.Store, error) {
+	root, _ := cmd.Flags().GetString("root")
+	if root == "" {
+		root = store.DefaultRoot()
+	}
+	st, err := store.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", root, err)
+	}
+	return st, nil
 }

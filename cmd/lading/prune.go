@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lading-build/lading/builder"
 	"github.com/lading-build/lading/gc"
 )
 
@@ -29,7 +30,7 @@ and loads to finish.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.KeepStorage = -1
 			if keep != "" {
-				n, err := parseSize(keep)
+				n, err := builder.ParseSize(keep)
 				if err != nil {
 					return fmt.Errorf("--keep-storage: %w", err)
 				}
