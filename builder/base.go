@@ -96,10 +96,24 @@ func (b *build) resolveImage(ctx context.Context, ref string) (v1.Image, error) 
 		return img, nil
 	}
 	img, err := image.Resolve(b.opts.Store, ref)
-	if errors.Is(err, store.ErrNotFound) {
-		return b.pull(ctx, ref)
+	if !errors.Is(err, store.ErrNotFound) {
+		return img, err
+	}
+	img, err = b.pull(ctx, ref)
+	if err != nil && !hasRegistryHost(ref) {
+		// A short name may be a local image the user never built here;
+		// docker reads it as a docker.io name, so say both.
+		return nil, fmt.Errorf("not found in the local store (see `lading images`), and %w", err)
 	}
 	return img, err
+}
+
+// hasRegistryHost reports whether a reference names its registry
+// ("registry.example/app", "localhost:5000/app"), as docker decides: the
+// first path component has a dot or a port, or is localhost.
+func hasRegistryHost(ref string) bool {
+	first, _, ok := strings.Cut(ref, "/")
+	return ok && (strings.ContainsAny(first, ".:") || first == "localhost")
 }
 
 // pull fetches an image into the store; one pull per reference at a time
