@@ -2,20 +2,19 @@ package main
 
 import (
 	"bufio"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
+	"github.com/docker/cli/cli/config/types"
 	"github.com/spf13/cobra"
 
 	"github.com/lading-build/lading/image"
-	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 func newLoginCmd() *cobra.Command {
@@ -72,18 +71,7 @@ name and password are read as lines from standard input.`,
 			if err := image.CheckLogin(cmd.Context(), reg, user, pass, o); err != nil {
 				return err
 			}
-			key := authKey(reg)
-			auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-			err = updateDockerConfig(dockerConfigPath(), func(auths map[string]json.RawMessage) bool {
-				for k := range auths {
-					if image.RegistryHost(k) == image.RegistryHost(key) {
-						delete(auths, k)
-					}
-				}
-				auths[key], _ = json.Marshal(map[string]string{"auth": auth})
-				return true
-			})
-			if err != nil {
+			if err := storeLogin(authKey(reg), user, pass); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Login Succeeded")
@@ -105,16 +93,7 @@ func newLogoutCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host := image.RegistryHost(args[0])
-			found := false
-			err := updateDockerConfig(dockerConfigPath(), func(auths map[string]json.RawMessage) bool {
-				for k := range auths {
-					if image.RegistryHost(k) == host {
-						delete(auths, k)
-						found = true
-					}
-				}
-				return found
-			})
+			found, err := eraseLogin(authKey(args[0]))
 			if err != nil {
 				return err
 			}
@@ -147,52 +126,63 @@ func authKey(registry string) string {
 	return h
 }
 
-// dockerConfigPath is $DOCKER_CONFIG/config.json, or ~/.docker/config.json.
-func dockerConfigPath() string {
-	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
-		return filepath.Join(d, "config.json")
+// dockerConfig loads $DOCKER_CONFIG/config.json (default
+// ~/.docker/config.json) with docker's own code, so that credsStore and
+// credHelpers send credentials to the helpers docker would use.
+func dockerConfig() (*configfile.ConfigFile, error) {
+	dir := os.Getenv("DOCKER_CONFIG")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = "/"
+		}
+		dir = filepath.Join(home, ".docker")
 	}
-	home, err := os.UserHomeDir()
+	cf, err := config.Load(dir)
 	if err != nil {
-		home = "/"
+		return nil, fmt.Errorf("reading docker config: %w", err)
 	}
-	return filepath.Join(home, ".docker", "config.json")
+	return cf, nil
 }
 
-// updateDockerConfig applies change to the "auths" of the docker config
-// at path, keeping every other key as it is, and writes the file back
-// atomically (temp file, fsync, rename; mode 0600) when change reports a
-// change.
-func updateDockerConfig(path string, change func(auths map[string]json.RawMessage) bool) error {
-	cfg := map[string]json.RawMessage{}
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("reading %s: %w", path, err)
-	case len(strings.TrimSpace(string(b))) > 0:
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			return fmt.Errorf("reading %s: %w", path, err)
-		}
-	}
-	auths := map[string]json.RawMessage{}
-	if raw, ok := cfg["auths"]; ok {
-		if err := json.Unmarshal(raw, &auths); err != nil {
-			return fmt.Errorf("reading %s: auths: %w", path, err)
-		}
-	}
-	if !change(auths) {
-		return nil
-	}
-	if cfg["auths"], err = json.Marshal(auths); err != nil {
-		return err
-	}
-	out, err := json.MarshalIndent(cfg, "", "\t")
+// storeLogin stores credentials for the registry key where docker would
+// (a credential helper, else the config file's auths), replacing other
+// spellings of the same registry in the auths.
+func storeLogin(key, user, pass string) error {
+	cf, err := dockerConfig()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	for k := range cf.AuthConfigs {
+		if k != key && image.RegistryHost(k) == image.RegistryHost(key) {
+			if err := cf.GetCredentialsStore(k).Erase(k); err != nil {
+				return fmt.Errorf("removing the old credentials of %s: %w", k, err)
+			}
+		}
 	}
-	return atomicfile.Write(path, append(out, '\n'), 0o600)
+	auth := types.AuthConfig{Username: user, Password: pass, ServerAddress: key}
+	if err := cf.GetCredentialsStore(key).Store(auth); err != nil {
+		return fmt.Errorf("storing credentials in %s: %w", cf.Filename, err)
+	}
+	return nil
+}
+
+// eraseLogin removes every stored credential of the registry key names,
+// and reports whether there was one.
+func eraseLogin(key string) (bool, error) {
+	cf, err := dockerConfig()
+	if err != nil {
+		return false, err
+	}
+	found := false
+	for k := range cf.AuthConfigs {
+		if image.RegistryHost(k) != image.RegistryHost(key) {
+			continue
+		}
+		found = true
+		if err := cf.GetCredentialsStore(k).Erase(k); err != nil {
+			return found, fmt.Errorf("removing the credentials of %s: %w", k, err)
+		}
+	}
+	return found, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,5 +175,76 @@ func TestLoginLogout(t *testing.T) {
 	r = lading(t, "", "pull", "--root", t.TempDir(), dest)
 	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "from "+reg.Host+": unauthorized") {
 		t.Errorf("pull after logout: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// credHelper is a docker credential helper (the store/get/erase/list
+// protocol of docker-credential-helpers) keeping one file per server under
+// its state directory.
+const credHelper = `#!/bin/sh
+d=%s
+key() { printf %%s "$1" | md5sum | cut -c1-32; }
+case "$1" in
+store)
+	cat > "$d/in"
+	url=$(sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p' "$d/in")
+	mv "$d/in" "$d/$(key "$url")" ;;
+get)
+	read -r url
+	if [ -f "$d/$(key "$url")" ]; then cat "$d/$(key "$url")"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase)
+	read -r url
+	rm -f "$d/$(key "$url")" ;;
+list)
+	echo '{}' ;;
+esac
+`
+
+// With credsStore set, login hands the credentials to the helper (docker's
+// own config code decides), the config file keeps no secret, pushes find
+// them through the helper, and logout erases them there.
+func TestLoginCredentialHelper(t *testing.T) {
+	reg := testutil.StartRegistry(t, true)
+	cfgDir, binDir, state := t.TempDir(), t.TempDir(), t.TempDir()
+	t.Setenv("DOCKER_CONFIG", cfgDir)
+	t.Setenv("PATH", binDir+":"+os.Getenv("PATH"))
+	cfgPath := filepath.Join(cfgDir, "config.json")
+	if err := os.WriteFile(cfgPath, []byte(`{"credsStore":"ladingtest"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(binDir, "docker-credential-ladingtest"), []byte(fmt.Sprintf(credHelper, state)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	d := storedImage(t, root, "app:1")
+	dest := reg.Host + "/private/app:1"
+
+	ok(t, reg.Password+"\n", "login", "-u", reg.User, "--password-stdin", reg.Host)
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"auth"`) || !strings.Contains(string(b), `"credsStore": "ladingtest"`) {
+		t.Errorf("config.json after login keeps a secret or lost credsStore:\n%s", b)
+	}
+	stored, _ := os.ReadDir(state)
+	if len(stored) != 1 {
+		t.Fatalf("helper holds %d credentials, want 1", len(stored))
+	}
+	if b, _ := os.ReadFile(filepath.Join(state, stored[0].Name())); !strings.Contains(string(b), `"Secret":"`+reg.Password+`"`) {
+		t.Errorf("helper got %s", b)
+	}
+	if got := strings.TrimSpace(ok(t, "", "push", "-q", "--root", root, "app:1", dest)); got != d {
+		t.Errorf("push through the helper's credentials: %q, want %s", got, d)
+	}
+	if out := ok(t, "", "logout", reg.Host); !strings.Contains(out, "Removing login credentials for "+reg.Host) {
+		t.Errorf("logout printed %q", out)
+	}
+	if left, _ := os.ReadDir(state); len(left) != 0 {
+		t.Errorf("helper still holds %d credentials after logout", len(left))
+	}
+	r := lading(t, "", "push", "--root", root, "app:1", dest)
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "unauthorized") {
+		t.Errorf("push after logout: exit %d, %q", r.code, r.stderr)
 	}
 }
