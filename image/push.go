@@ -65,16 +65,16 @@ func reportPush(updates <-chan v1.Update, o RemoteOptions) {
 // NewRegistry returns an exporter pushing the image to every name in
 // names (see Push).
 func NewRegistry(s *store.Store, names []string, opts RemoteOptions) Exporter {
-	return &registry{store: s, names: names, opts: opts}
+	return &registryPush{store: s, names: names, opts: opts}
 }
 
-type registry struct {
+type registryPush struct {
 	store *store.Store
 	names []string
 	opts  RemoteOptions
 }
 
-func (r *registry) Export(ctx context.Context, img v1.Image) error {
+func (r *registryPush) Export(ctx context.Context, img v1.Image) error {
 	if len(r.names) == 0 {
 		return errors.New("pushing: no name to push to")
 	}
