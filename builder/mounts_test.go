@@ -26,7 +26,7 @@ func TestCacheMountPersists(t *testing.T) {
 	e.busybox()
 	ctxDir := e.context(nil)
 	recipe := "FROM busybox:test\nRUN --mount=type=cache,target=/var/cache/app,id=app-cache " +
-		"if [ -f /var/cache/app/warm ]; then echo hit > /result; else sleep 1; touch /var/cache/app/warm; echo miss > /result; fi\n"
+		"if [ -f /var/cache/app/warm ]; then echo hit > /result; else touch /var/cache/app/warm; echo miss > /result; fi\n"
 	res := e.mustBuild(ctxDir, recipe)
 	root := umociUnpack(t, e.exportOCI(res.Image))
 	if got, _ := stat(t, root, "result"); got.content != "miss\n" {
@@ -36,11 +36,7 @@ func TestCacheMountPersists(t *testing.T) {
 		t.Error("the cache mount point reached the layer")
 	}
 	e.opts = func(o *builder.Options) { o.NoCache = true }
-	begin := time.Now()
 	res = e.mustBuild(ctxDir, recipe)
-	if d := time.Since(begin); d > 900*time.Millisecond {
-		t.Errorf("second build took %v: the cache mount did not speed it up", d)
-	}
 	root = umociUnpack(t, e.exportOCI(res.Image))
 	if got, _ := stat(t, root, "result"); got.content != "hit\n" {
 		t.Errorf("second build: /result = %q, want hit", got.content)
@@ -251,7 +247,7 @@ func TestCachedRunPreparesNoMounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second): // the lock is held until the test ends
 		t.Fatal("a cached step waited for its cache mount's lock")
 	}
 }

@@ -93,19 +93,30 @@ func (r *recorder) interval(t *testing.T, stage, prefix string) (time.Time, time
 	return time.Time{}, time.Time{}
 }
 
-// TestParallelStages checks from the build's own events that two
-// independent stages run at the same time with two jobs, one after the
-// other with one job, and that the final stage waits for both.
+// rendezvousStep is a RUN of stage X that meets stage Y through a shared
+// cache mount: it marks its start, waits (at most WAIT tenths of a
+// second) for Y's start, and writes "together" to /X when Y had started
+// and not yet ended, "alone" otherwise; then it marks its end. Markers are
+// named by the build arg T, one value per build.
+const rendezvousStep = `ARG T
+ARG WAIT
+RUN --mount=type=cache,id=rendezvous,target=/r touch /r/$T-X-start && i=0 && ` +
+	`while [ ! -f /r/$T-Y-start ] && [ $i -lt $WAIT ]; do sleep 0.1; i=$((i+1)); done && ` +
+	`if [ -f /r/$T-Y-start ] && [ ! -f /r/$T-Y-end ]; then echo together; else echo alone; fi > /X && touch /r/$T-X-end
+`
+
+// TestParallelStages checks that two independent stages run at the same
+// time with two jobs (they meet), one after the other with one job (they
+// never do, however long the first waits), and that the final stage
+// waits for both.
 func TestParallelStages(t *testing.T) {
 	e := newEnv(t)
 	e.busybox()
 	ctxDir := e.context(nil)
-	recipe := `FROM busybox:test AS a
-RUN sleep 1 && echo a > /a
-
-FROM busybox:test AS b
-RUN sleep 1 && echo b > /b
-
+	stage := func(x, y string) string {
+		return "FROM busybox:test AS " + x + "\n" + strings.NewReplacer("X", x, "Y", y).Replace(rendezvousStep)
+	}
+	recipe := stage("a", "b") + stage("b", "a") + `
 FROM busybox:test AS unused
 RUN exit 1
 
@@ -113,27 +124,37 @@ FROM scratch
 COPY --from=a /a /a
 COPY --from=b /b /b
 `
-	for _, jobs := range []int{2, 1} {
-		plan, err := parser.Parse(strings.NewReader(recipe), parser.Options{File: "Recipe"})
+	for _, tc := range []struct {
+		jobs int
+		wait string // tenths of a second a stage waits for the other
+	}{
+		{2, "600"}, // they meet as soon as both run, however busy the machine
+		{1, "20"},  // the first gives up; the second starts after it ended
+	} {
+		args := map[string]string{"T": fmt.Sprint("jobs", tc.jobs), "WAIT": tc.wait}
+		plan, err := parser.Parse(strings.NewReader(recipe), parser.Options{File: "Recipe", BuildArgs: args})
 		if err != nil {
 			t.Fatal(err)
 		}
 		rec := newRecorder(progress.Discard())
-		_, err = builder.Run(context.Background(), plan, builder.Options{
-			ContextDir: ctxDir, Store: e.store, Snapshots: e.snaps, Progress: rec, Jobs: jobs, Cache: e.cache, NoCache: true,
+		res, err := builder.Run(context.Background(), plan, builder.Options{
+			ContextDir: ctxDir, Store: e.store, Snapshots: e.snaps, Progress: rec, Jobs: tc.jobs, Cache: e.cache, NoCache: true,
 		})
 		if err != nil {
-			t.Fatalf("jobs=%d: %v", jobs, err)
+			t.Fatalf("jobs=%d: %v", tc.jobs, err)
 		}
-		aStart, aEnd := rec.interval(t, "a", "RUN")
-		bStart, bEnd := rec.interval(t, "b", "RUN")
-		overlap := aStart.Before(bEnd) && bStart.Before(aEnd)
-		if jobs == 2 && !overlap {
-			t.Errorf("jobs=2: stages a [%v, %v] and b [%v, %v] did not overlap", aStart, aEnd, bStart, bEnd)
+		root := umociUnpack(t, e.exportOCI(res.Image))
+		a, _ := stat(t, root, "a")
+		b, _ := stat(t, root, "b")
+		overlap := a.content == "together\n" || b.content == "together\n"
+		if tc.jobs == 2 && !overlap {
+			t.Errorf("jobs=2: stages a (%q) and b (%q) did not run at the same time", a.content, b.content)
 		}
-		if jobs == 1 && overlap {
-			t.Errorf("jobs=1: stages a and b overlapped")
+		if tc.jobs == 1 && overlap {
+			t.Errorf("jobs=1: stages a (%q) and b (%q) ran at the same time", a.content, b.content)
 		}
+		_, aEnd := rec.interval(t, "a", "RUN")
+		_, bEnd := rec.interval(t, "b", "RUN")
 		copyStart, _ := rec.interval(t, "stage-3", "COPY --from=a")
 		if copyStart.Before(aEnd) || copyStart.Before(bEnd) {
 			t.Errorf("final stage started before its dependencies ended")

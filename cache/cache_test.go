@@ -285,7 +285,7 @@ func TestLockProcesses(t *testing.T) {
 	out.Reset()
 	unlock, _ = c.Lock(context.Background(), key)
 	defer unlock()
-	if err := startHelper(t, &out, "lock", c.Dir(), testKey("lock", 1), "1s")(); err != nil {
+	if err := startHelper(t, &out, "lock", c.Dir(), testKey("lock", 1), "60s")(); err != nil {
 		t.Errorf("locking another key: %v", err)
 	}
 }

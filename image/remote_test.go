@@ -564,7 +564,7 @@ func TestPullCancel(t *testing.T) {
 	go func() {
 		<-started
 		// Wait until a layer is partly written to its temp file.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !sawTemp.Load(); time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !sawTemp.Load(); time.Sleep(time.Millisecond) {
 			tmp, _ := os.ReadDir(s.Path("tmp"))
 			for _, e := range tmp {
 				if info, err := e.Info(); err == nil && info.Size() > 0 {

@@ -403,7 +403,7 @@ func TestLock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("waiter did not get the lock after unlock")
 	}
 	for _, bad := range []string{"", "../x", "a/b", ".hidden", "x y"} {

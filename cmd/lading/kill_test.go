@@ -70,7 +70,7 @@ func TestKillDuringBuild(t *testing.T) {
 // left (the container of a killed build dies with it).
 func waitGone(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for processRunning(marker) {
 		if time.Now().After(deadline) {
 			t.Fatalf("processes of a killed build are still running")
