@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -363,14 +364,23 @@ func TestLockFileRemoved(t *testing.T) {
 // every record a later Get returns is whole and correct.
 func TestKill9DuringPuts(t *testing.T) {
 	c := openTest(t)
-	for round, delay := range []time.Duration{20, 70, 150} {
-		cmd := execSelf(strings.Join([]string{"put", c.Dir(), fmt.Sprint("kill", round), "100000"}, "|"))
+	// Each helper is killed as soon as it reports k records stored, in
+	// the middle of storing the next ones.
+	for round, k := range []int{1, 40, 300} {
+		cmd := execSelf(strings.Join([]string{"put", c.Dir(), fmt.Sprint("kill", round), "100000", fmt.Sprint(k)}, "|"))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(delay * time.Millisecond)
+		line, err := bufio.NewReader(out).ReadString('\n')
 		cmd.Process.Kill() // SIGKILL
 		cmd.Wait()
+		if line != "stored\n" {
+			t.Fatalf("helper stopped before storing %d records: %q, %v", k, line, err)
+		}
 	}
 	if _, err := Open(c.Dir()); err != nil {
 		t.Fatal(err)

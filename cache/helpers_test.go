@@ -32,7 +32,8 @@ func TestMain(m *testing.M) {
 
 // helperMain runs one helper mode:
 //
-//	put|dir|prefix|n       Put n records keyed by testKey(prefix, i) and Get each back
+//	put|dir|prefix|n[|k]   Put n records keyed by testKey(prefix, i) and Get each back;
+//	                       print "stored" once k records are stored
 //	lock|dir|key|wait      Lock key (waiting at most wait), print "locked", hold 200ms
 //	step|dir|n|log         run the builder's Get/Lock/Get/Put protocol for n
 //	                       shared keys, appending "ran <i>" to log for each step run
@@ -47,6 +48,10 @@ func helperMain(args []string) error {
 	switch args[0] {
 	case "put":
 		n, _ := strconv.Atoi(args[3])
+		k := -1
+		if len(args) > 4 {
+			k, _ = strconv.Atoi(args[4])
+		}
 		for i := range n {
 			r := testRecord(testKey(args[2], i), "")
 			if err := c.Put(r); err != nil {
@@ -54,6 +59,9 @@ func helperMain(args []string) error {
 			}
 			if _, ok := c.Get(r.Key); !ok {
 				return fmt.Errorf("record %d missing after Put", i)
+			}
+			if i+1 == k {
+				fmt.Println("stored")
 			}
 		}
 		return nil
