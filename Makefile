@@ -1,13 +1,19 @@
-# lading — build, demo, test, bench.
-# `make demo` and `make test` install what they need (Debian packages) first.
+# lading — build, demo, test, lint, bench.
+# `make demo` and `make test` install the Debian packages they use first.
+# Go: scripts/go runs the Go of go.mod (1.26), fetching it through the Go
+# module proxy when the go on PATH is older.
 
-GO        ?= go
+GO        ?= ./scripts/go
 BIN       := bin/lading
 PKGS      := ./...
-DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt
+MODULE    := github.com/lading-build/lading
+# Packages whose tests run with the race detector (the ones that run
+# containers are too slow under it).
+RACE_PKGS := parser cache store image progress copier remotecache snapshot passwd internal/atomicfile internal/depcheck
+DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-short lint bench clean
+.PHONY: all build deps demo test test-short lint docs bench clean
 
 all: build
 
@@ -24,26 +30,31 @@ deps:
 
 # demo builds examples/hello into an OCI tarball and prints its digest.
 demo: deps build
-	cp /bin/busybox examples/hello/busybox
 	@mkdir -p out
-	$(BIN) build -t hello:1.0 --output type=oci,dest=out/hello.tar examples/hello
+	$(BIN) build --build-context tools=/bin -t hello:1.0 --output type=oci,dest=out/hello.tar examples/hello
 	@echo "image tarball: $(CURDIR)/out/hello.tar"
 	skopeo inspect oci-archive:out/hello.tar:1.0 | head -n 20
 
 test: deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -race -timeout 20m $(addprefix ./,$(RACE_PKGS))
+	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -vxF $(addprefix -e $(MODULE)/,$(RACE_PKGS)))
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
 lint:
-	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	test -z "$$($(GO) run cmd/gofmt -l $$(git ls-files '*.go'))"
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+# docs regenerates docs/cli.md from the commands' flags.
+docs:
+	$(GO) run ./cmd/lading docs docs/cli.md
 
 bench: deps build
 	./bench/run.sh
 
 clean:
-	rm -rf bin out examples/hello/busybox
+	rm -rf bin out
