@@ -11,7 +11,6 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/copier"
@@ -126,7 +125,7 @@ func (s *stage) workdirPath() string {
 
 // workdir sets WORKDIR and creates the directory, owned by the stage's
 // USER as BuildKit does.
-func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) (v1.Layer, error) {
+func (s *stage) workdir(ctx context.Context, c *parser.Workdir) (v1.Layer, error) {
 	p := c.Path
 	if !path.IsAbs(p) {
 		p = path.Join(s.workdirPath(), p)
@@ -188,13 +187,13 @@ func mkdirInRoot(root, dir, user string) error {
 	return nil
 }
 
-func (s *stage) copy(ctx context.Context, step *parser.Step, c *instructions.CopyCommand) (v1.Layer, error) {
+func (s *stage) copy(ctx context.Context, step *parser.Step, c *parser.Copy) (v1.Layer, error) {
 	req := s.copyRequest(c)
-	if len(c.SourceContents) > 0 {
+	if len(c.Heredocs) > 0 {
 		if c.From != "" {
 			return nil, errCopyFromHeredoc
 		}
-		return s.copyHeredoc(ctx, "COPY", req, c.SourceContents)
+		return s.copyHeredoc(ctx, "COPY", req, c.Heredocs)
 	}
 	if c.From == "" {
 		return s.copyInto(ctx, "COPY", req)
@@ -208,38 +207,38 @@ var errCopyFromHeredoc = errors.New("COPY --from cannot copy heredocs")
 
 // copyRequest is the copier request of a COPY, before its sources are
 // chosen.
-func (s *stage) copyRequest(c *instructions.CopyCommand) copier.Request {
+func (s *stage) copyRequest(c *parser.Copy) copier.Request {
 	return copier.Request{
-		Sources: c.SourcePaths,
-		Dest:    c.DestPath,
+		Sources: c.Sources,
+		Dest:    c.Dest,
 		Workdir: s.workdirPath(),
 		Chown:   c.Chown,
 		Chmod:   c.Chmod,
 		Epoch:   s.b.opts.Epoch,
 		Ignore:  s.b.ignore,
 		SrcRoot: s.b.opts.ContextDir,
-		Exclude: c.ExcludePatterns,
+		Exclude: c.Exclude,
 		Parents: c.Parents,
 	}
 }
 
-func (s *stage) add(ctx context.Context, _ *parser.Step, c *instructions.AddCommand) (v1.Layer, error) {
+func (s *stage) add(ctx context.Context, _ *parser.Step, c *parser.Add) (v1.Layer, error) {
 	req := s.addRequest(c)
-	if len(c.SourceContents) > 0 {
-		return s.copyHeredoc(ctx, "ADD", req, c.SourceContents)
+	if len(c.Heredocs) > 0 {
+		return s.copyHeredoc(ctx, "ADD", req, c.Heredocs)
 	}
 	return s.copyInto(ctx, "ADD", req)
 }
 
 // addRequest is the copier request of an ADD.
-func (s *stage) addRequest(c *instructions.AddCommand) copier.Request {
+func (s *stage) addRequest(c *parser.Add) copier.Request {
 	return copier.Request{
-		Exclude:    c.ExcludePatterns,
+		Exclude:    c.Exclude,
 		Unpack:     c.Unpack,
-		KeepGitDir: c.KeepGitDir != nil && *c.KeepGitDir,
+		KeepGitDir: c.KeepGitDir,
 		SrcRoot:    s.b.opts.ContextDir,
-		Sources:    c.SourcePaths,
-		Dest:       c.DestPath,
+		Sources:    c.Sources,
+		Dest:       c.Dest,
 		Workdir:    s.workdirPath(),
 		Ignore:     s.b.ignore,
 		Chown:      c.Chown,
@@ -253,7 +252,7 @@ func (s *stage) addRequest(c *instructions.AddCommand) copier.Request {
 // copyHeredoc runs a COPY/ADD whose sources include heredocs (and maybe
 // context files): the heredocs become files of a scratch directory that
 // is copied like a context.
-func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request, contents []instructions.SourceContent) (v1.Layer, error) {
+func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request, contents []parser.Heredoc) (v1.Layer, error) {
 	var kb *cache.KeyBuilder
 	if len(req.Sources) > 0 {
 		var err error
@@ -265,7 +264,7 @@ func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request
 	}
 	if kb != nil {
 		for _, c := range contents {
-			kb.Add("heredoc", c.Path+"\x00"+c.Data)
+			kb.Add("heredoc", c.Name+"\x00"+c.Data)
 		}
 	}
 	return s.cached(ctx, kb, func(name string) (v1.Layer, error) {
@@ -372,13 +371,13 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 
 // runArgs returns the argv of a RUN step and, for heredocs, the script
 // its first argument runs.
-func (s *stage) runArgs(c *instructions.RunCommand) (args []string, script string, err error) {
-	args = c.CmdLine
-	if c.PrependShell {
-		args = append(append([]string{}, s.shell...), strings.Join(c.CmdLine, " "))
+func (s *stage) runArgs(c *parser.Run) (args []string, script string, err error) {
+	args = c.Args
+	if c.Shell {
+		args = append(append([]string{}, s.shell...), strings.Join(c.Args, " "))
 	}
-	if len(c.Files) > 0 {
-		if args, script, err = heredocArgs(s.shell, c.ShellDependantCmdLine); err != nil {
+	if len(c.Heredocs) > 0 {
+		if args, script, err = heredocArgs(s.shell, c.CommandLine); err != nil {
 			return nil, "", err
 		}
 	}
@@ -389,8 +388,8 @@ func (s *stage) runArgs(c *instructions.RunCommand) (args []string, script strin
 }
 
 // run executes a RUN step in a container on the step's snapshot.
-func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunCommand, id int) (v1.Layer, error) {
-	network, err := runNetwork(step, c, s.b.opts)
+func (s *stage) run(ctx context.Context, step *parser.Step, c *parser.Run, id int) (v1.Layer, error) {
+	network, err := runNetwork(step, c.Network, s.b.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -424,7 +423,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 		// A step that ran with more syscalls is not the default's.
 		kb.Add("seccomp", spec.Seccomp)
 	}
-	for _, f := range c.Files {
+	for _, f := range c.Heredocs {
 		kb.Add("heredoc", f.Name+"\x00"+f.Data)
 	}
 	kb.Add("mounts", joinKey(mounts.key))
@@ -463,7 +462,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *instructions.RunC
 		if errors.As(err, &exit) {
 			return nil, &StepError{
 				Loc:  step.Loc,
-				Msg:  "RUN " + oneLine(strings.Join(c.CmdLine, " ")) + ": " + exit.Error(),
+				Msg:  "RUN " + oneLine(strings.Join(c.Args, " ")) + ": " + exit.Error(),
 				Tail: progress.Tail(s.b.rep, id),
 				Err:  err,
 			}

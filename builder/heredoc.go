@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/lading-build/lading/parser"
 )
 
 // heredocArgs turns a RUN with heredocs into argv. A RUN whose whole
@@ -16,13 +16,13 @@ import (
 // the body to place at scriptPath); any other command line is handed to
 // the shell with the heredoc bodies after it, which the shell reads as
 // it would in a terminal.
-func heredocArgs(shell []string, cl instructions.ShellDependantCmdLine) (args []string, script string, err error) {
-	if !cl.PrependShell || len(cl.CmdLine) != 1 {
+func heredocArgs(shell []string, cl parser.CommandLine) (args []string, script string, err error) {
+	if !cl.Shell || len(cl.Args) != 1 {
 		return nil, "", fmt.Errorf("heredocs need the shell form of RUN")
 	}
-	line := strings.TrimSpace(cl.CmdLine[0])
-	if len(cl.Files) == 1 && isHeredocMarker(line, cl.Files[0].Name) {
-		f := cl.Files[0]
+	line := strings.TrimSpace(cl.Args[0])
+	if len(cl.Heredocs) == 1 && isHeredocMarker(line, cl.Heredocs[0].Name) {
+		f := cl.Heredocs[0]
 		body := f.Data
 		if f.Chomp {
 			body = chompTabs(body)
@@ -35,7 +35,7 @@ func heredocArgs(shell []string, cl instructions.ShellDependantCmdLine) (args []
 	var b strings.Builder
 	b.WriteString(line)
 	b.WriteString("\n")
-	for _, f := range cl.Files {
+	for _, f := range cl.Heredocs {
 		b.WriteString(f.Data)
 		if !strings.HasSuffix(f.Data, "\n") && f.Data != "" {
 			b.WriteString("\n")
@@ -84,7 +84,7 @@ func sanitizeName(s string) string {
 
 // writeHeredocFiles writes COPY heredoc sources into a new directory
 // under tmp and returns it with the file names; the caller removes it.
-func writeHeredocFiles(tmp string, contents []instructions.SourceContent, epoch *int64) (string, []string, error) {
+func writeHeredocFiles(tmp string, contents []parser.Heredoc, epoch *int64) (string, []string, error) {
 	dir, err := os.MkdirTemp(tmp, "heredoc-")
 	if err != nil {
 		return "", nil, err
@@ -95,7 +95,7 @@ func writeHeredocFiles(tmp string, contents []instructions.SourceContent, epoch 
 	}
 	var names []string
 	for _, c := range contents {
-		name := sanitizeName(c.Path)
+		name := sanitizeName(c.Name)
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(c.Data), 0o644); err != nil {
 			os.RemoveAll(dir)

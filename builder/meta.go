@@ -6,25 +6,26 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/lading-build/lading/parser"
 )
 
 // meta applies a config-only instruction to the stage's image config.
-func (s *stage) meta(cmd instructions.Command) error {
+func (s *stage) meta(cmd parser.Command) error {
 	c := &s.res.cfg.Config
 	switch cmd := cmd.(type) {
-	case *instructions.EnvCommand:
-		for _, kv := range cmd.Env {
+	case *parser.Env:
+		for _, kv := range cmd.Vars {
 			c.Env = setEnv(c.Env, kv.Key, kv.Value)
 		}
-	case *instructions.LabelCommand:
+	case *parser.Label:
 		if c.Labels == nil {
 			c.Labels = map[string]string{}
 		}
 		for _, kv := range cmd.Labels {
 			c.Labels[kv.Key] = kv.Value
 		}
-	case *instructions.ExposeCommand:
+	case *parser.Expose:
 		if c.ExposedPorts == nil {
 			c.ExposedPorts = map[string]struct{}{}
 		}
@@ -37,17 +38,17 @@ func (s *stage) meta(cmd instructions.Command) error {
 				c.ExposedPorts[port] = struct{}{}
 			}
 		}
-	case *instructions.UserCommand:
+	case *parser.User:
 		c.User = cmd.User
-	case *instructions.CmdCommand:
-		c.Cmd = s.commandLine(cmd.ShellDependantCmdLine)
+	case *parser.Cmd:
+		c.Cmd = s.commandLine(cmd.CommandLine)
 		s.cmdSet = true
-	case *instructions.EntrypointCommand:
-		c.Entrypoint = s.commandLine(cmd.ShellDependantCmdLine)
+	case *parser.Entrypoint:
+		c.Entrypoint = s.commandLine(cmd.CommandLine)
 		if !s.cmdSet {
 			c.Cmd = nil
 		}
-	case *instructions.VolumeCommand:
+	case *parser.Volume:
 		if c.Volumes == nil {
 			c.Volumes = map[string]struct{}{}
 		}
@@ -57,13 +58,13 @@ func (s *stage) meta(cmd instructions.Command) error {
 			}
 			c.Volumes[v] = struct{}{}
 		}
-	case *instructions.StopSignalCommand:
+	case *parser.StopSignal:
 		if err := validSignal(cmd.Signal); err != nil {
 			return err
 		}
 		c.StopSignal = cmd.Signal
-	case *instructions.HealthCheckCommand:
-		h := cmd.Health
+	case *parser.Healthcheck:
+		h := cmd
 		c.Healthcheck = &v1.HealthConfig{
 			Test:        h.Test,
 			Interval:    h.Interval,
@@ -72,12 +73,12 @@ func (s *stage) meta(cmd instructions.Command) error {
 			Retries:     h.Retries,
 		}
 		s.res.extra.HealthStartInterval = h.StartInterval
-	case *instructions.ShellCommand:
+	case *parser.Shell:
 		s.shell = append([]string(nil), cmd.Shell...)
 		c.Shell = s.shell
-	case *instructions.OnbuildCommand:
+	case *parser.Onbuild:
 		c.OnBuild = append(c.OnBuild, cmd.Expression)
-	case *instructions.MaintainerCommand:
+	case *parser.Maintainer:
 		s.res.cfg.Author = cmd.Maintainer
 	default:
 		return fmt.Errorf("instruction %q is not supported", cmd.Name())
@@ -87,12 +88,12 @@ func (s *stage) meta(cmd instructions.Command) error {
 
 // commandLine turns CMD/ENTRYPOINT into argv: exec form as given, shell
 // form through the stage's SHELL.
-func (s *stage) commandLine(cl instructions.ShellDependantCmdLine) []string {
-	if !cl.PrependShell {
-		return append([]string{}, cl.CmdLine...)
+func (s *stage) commandLine(cl parser.CommandLine) []string {
+	if !cl.Shell {
+		return append([]string{}, cl.Args...)
 	}
 	args := append([]string{}, s.shell...)
-	return append(args, strings.Join(cl.CmdLine, " "))
+	return append(args, strings.Join(cl.Args, " "))
 }
 
 func setEnv(env []string, key, val string) []string {

@@ -14,11 +14,11 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/gofrs/flock"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/copier"
+	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/runtime"
 	"github.com/lading-build/lading/snapshot"
 )
@@ -64,29 +64,29 @@ func (m *runMounts) cleanup() {
 
 // planMounts checks every --mount of a RUN step and computes its key
 // fields, without side effects on the host.
-func (s *stage) planMounts(ctx context.Context, c *instructions.RunCommand) (*runMounts, error) {
+func (s *stage) planMounts(ctx context.Context, c *parser.Run) (*runMounts, error) {
 	m := &runMounts{}
 	var err error
 	sshIndex := 0
-	for _, mt := range instructions.GetMounts(c) {
+	for _, mt := range c.Mounts {
 		if err := s.b.checkMount(mt); err != nil {
 			return nil, err
 		}
 		switch mt.Type {
-		case instructions.MountTypeBind:
+		case parser.MountBind:
 			err = s.bindMount(ctx, m, mt)
-		case instructions.MountTypeCache:
+		case parser.MountCache:
 			err = s.cacheMount(ctx, m, mt)
-		case instructions.MountTypeTmpfs:
+		case parser.MountTmpfs:
 			mount := runtime.Mount{Type: runtime.MountTmpfs, Target: mt.Target, Size: mt.SizeLimit}
 			m.key = append(m.key, fmt.Sprintf("tmpfs %s %d", mt.Target, mt.SizeLimit))
 			m.setups = append(m.setups, func(m *runMounts) error {
 				m.mounts = append(m.mounts, mount)
 				return nil
 			})
-		case instructions.MountTypeSecret:
+		case parser.MountSecret:
 			err = s.secretMount(m, mt)
-		case instructions.MountTypeSSH:
+		case parser.MountSSH:
 			err = s.sshMount(m, mt, sshIndex)
 			sshIndex++
 		default:
@@ -104,7 +104,7 @@ func (s *stage) planMounts(ctx context.Context, c *instructions.RunCommand) (*ru
 // symlink out of it (buildah CVE-2024-1753). rw mounts get a throwaway
 // writable layer, so writes are discarded. A context source is keyed by
 // the content it shows, as COPY would select it.
-func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mount) error {
+func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *parser.Mount) error {
 	b := s.b
 	var root, ident, snap string
 	var ignore *patternmatcher.PatternMatcher
@@ -323,7 +323,7 @@ func (s *stage) selectionDigest(ctx context.Context, sel []copier.Source) (strin
 // With from= (a stage or image), the cache is a separate one per source
 // content, as in BuildKit, and starts as a copy of that source's
 // source= directory.
-func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *instructions.Mount) error {
+func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *parser.Mount) error {
 	id := mt.CacheID
 	if id == "" {
 		id = mt.Target
@@ -383,18 +383,18 @@ func (b *build) seedCacheDir(ctx context.Context, dir, snap, src string) error {
 
 // lockCacheDir picks the directory of a cache mount instance and takes
 // the lock its sharing mode needs.
-func lockCacheDir(ctx context.Context, base string, sharing instructions.ShareMode) (string, func(), error) {
+func lockCacheDir(ctx context.Context, base string, sharing string) (string, func(), error) {
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", nil, err
 	}
 	switch sharing {
-	case instructions.MountSharingLocked:
+	case parser.SharingLocked:
 		l := flock.New(filepath.Join(base, "lock"))
 		if _, err := l.TryLockContext(ctx, lockPoll); err != nil {
 			return "", nil, fmt.Errorf("locking cache mount: %w", err)
 		}
 		return filepath.Join(base, "0"), func() { l.Unlock() }, nil
-	case instructions.MountSharingPrivate:
+	case parser.SharingPrivate:
 		for i := 0; ; i++ {
 			l := flock.New(filepath.Join(base, "lock."+strconv.Itoa(i)))
 			ok, err := l.TryLock()
@@ -412,7 +412,7 @@ func lockCacheDir(ctx context.Context, base string, sharing instructions.ShareMo
 
 // initCacheDir creates a cache mount's directory with its uid, gid and
 // mode the first time, and then reports created.
-func initCacheDir(dir string, mt *instructions.Mount) (created bool, err error) {
+func initCacheDir(dir string, mt *parser.Mount) (created bool, err error) {
 	err = os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		// It must be a directory of ours, never a symlink (which the
@@ -428,7 +428,7 @@ func initCacheDir(dir string, mt *instructions.Mount) (created bool, err error) 
 // setOwnerMode gives a cache directory or secret file the uid, gid and
 // mode (octal, with setuid, setgid and sticky bits) a mount asks for;
 // root and def otherwise.
-func setOwnerMode(p string, mt *instructions.Mount, def os.FileMode) error {
+func setOwnerMode(p string, mt *parser.Mount, def os.FileMode) error {
 	mode := def
 	if mt.Mode != nil {
 		mode = copier.FileMode(uint32(*mt.Mode))
@@ -449,7 +449,7 @@ func setOwnerMode(p string, mt *instructions.Mount, def os.FileMode) error {
 // secretMount gives a step a secret as a file on a tmpfs-backed path (it
 // never touches the store) or as an environment variable. Secrets are
 // never part of keys, layers, history or logs.
-func (s *stage) secretMount(m *runMounts, mt *instructions.Mount) error {
+func (s *stage) secretMount(m *runMounts, mt *parser.Mount) error {
 	id := secretID(mt)
 	value, ok := s.b.opts.Secrets[id]
 	if !ok {
@@ -504,7 +504,7 @@ func secretDir() string {
 }
 
 // sshMount forwards an ssh agent socket.
-func (s *stage) sshMount(m *runMounts, mt *instructions.Mount, n int) error {
+func (s *stage) sshMount(m *runMounts, mt *parser.Mount, n int) error {
 	id := sshID(mt)
 	src, ok := s.b.opts.SSH[id]
 	if !ok {
@@ -528,20 +528,20 @@ func joinKey(parts []string) string { return strings.Join(parts, "\x00") }
 // checkMount checks what can be known of a RUN --mount before any step
 // runs: a target where one is needed, and the secrets and agents a step
 // requires.
-func (b *build) checkMount(mt *instructions.Mount) error {
+func (b *build) checkMount(mt *parser.Mount) error {
 	switch mt.Type {
-	case instructions.MountTypeBind, instructions.MountTypeCache, instructions.MountTypeTmpfs:
+	case parser.MountBind, parser.MountCache, parser.MountTmpfs:
 		if mt.Target == "" {
 			return fmt.Errorf("--mount=type=%s needs a target", mt.Type)
 		}
 	}
 	switch mt.Type {
-	case instructions.MountTypeSecret:
+	case parser.MountSecret:
 		if _, ok := b.opts.Secrets[secretID(mt)]; mt.Required && !ok {
 			id := secretID(mt)
 			return fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
 		}
-	case instructions.MountTypeSSH:
+	case parser.MountSSH:
 		if _, ok := b.opts.SSH[sshID(mt)]; mt.Required && !ok {
 			return fmt.Errorf("ssh agent %q is required but was not given (--ssh %s)", sshID(mt), sshID(mt))
 		}
@@ -551,7 +551,7 @@ func (b *build) checkMount(mt *instructions.Mount) error {
 
 // secretID is the id of a secret mount: id=, else the target's base
 // name, else env=.
-func secretID(mt *instructions.Mount) string {
+func secretID(mt *parser.Mount) string {
 	id := mt.CacheID
 	if id == "" && mt.Target != "" {
 		id = path.Base(mt.Target)
@@ -563,7 +563,7 @@ func secretID(mt *instructions.Mount) string {
 }
 
 // sshID is the id of an ssh mount, "default" when none is given.
-func sshID(mt *instructions.Mount) string {
+func sshID(mt *parser.Mount) string {
 	if mt.CacheID == "" {
 		return "default"
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/runtime"
 )
@@ -45,8 +43,8 @@ func checkNetwork(plan *parser.Plan, opts Options) error {
 			continue
 		}
 		for _, step := range st.Steps {
-			if c, ok := step.Command.(*instructions.RunCommand); ok {
-				if _, err := runNetwork(step, c, opts); err != nil {
+			if n, ok := step.RunNetwork(); ok {
+				if _, err := runNetwork(step, n, opts); err != nil {
 					return err
 				}
 			}
@@ -57,8 +55,7 @@ func checkNetwork(plan *parser.Plan, opts Options) error {
 
 // runNetwork is the network mode of a RUN step: its --network, else the
 // build's. A recipe alone cannot ask for the host's network.
-func runNetwork(step *parser.Step, c *instructions.RunCommand, opts Options) (string, error) {
-	n := instructions.GetNetwork(c)
+func runNetwork(step *parser.Step, n string, opts Options) (string, error) {
 	switch n {
 	case "", "default":
 		return opts.Network, nil

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
@@ -188,17 +187,17 @@ func firstWord(s string) string {
 
 // dispatch applies one expanded command; it returns the layer the step
 // committed, or nil for a step that changed only the config or nothing.
-func (s *stage) dispatch(ctx context.Context, step *parser.Step, cmd instructions.Command, id int) (v1.Layer, error) {
+func (s *stage) dispatch(ctx context.Context, step *parser.Step, cmd parser.Command, id int) (v1.Layer, error) {
 	switch c := cmd.(type) {
-	case *instructions.RunCommand:
+	case *parser.Run:
 		return s.run(ctx, step, c, id)
-	case *instructions.CopyCommand:
+	case *parser.Copy:
 		return s.copy(ctx, step, c)
-	case *instructions.AddCommand:
+	case *parser.Add:
 		return s.add(ctx, step, c)
-	case *instructions.WorkdirCommand:
+	case *parser.Workdir:
 		return s.workdir(ctx, c)
-	case *instructions.ArgCommand:
+	case *parser.Arg:
 		s.declareArgs(c)
 		return nil, nil
 	default:
@@ -279,7 +278,7 @@ func mergeEnv(env []string) []string {
 	return out
 }
 
-func (s *stage) declareArgs(c *instructions.ArgCommand) {
+func (s *stage) declareArgs(c *parser.Arg) {
 	for _, kv := range c.Args {
 		var val *string
 		if v, ok := s.b.plan.BuildArgs[kv.Key]; ok {

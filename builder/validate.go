@@ -3,8 +3,6 @@ package builder
 import (
 	"maps"
 
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-
 	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/parser"
 )
@@ -97,22 +95,22 @@ func (c *check) step(step *parser.Step) error {
 			return stepErr(step, err)
 		}
 		// The values the build will see may expand fine.
-		c.unsureOf(step.Command)
+		c.unsureOf(step)
 		return nil
 	}
 	switch cmd := cmd.(type) {
-	case *instructions.ArgCommand:
+	case *parser.Arg:
 		s.declareArgs(cmd)
 		for _, kv := range cmd.Args {
 			c.unsure[kv.Key] = !sure
 		}
 		return nil
-	case *instructions.EnvCommand:
-		for _, kv := range cmd.Env {
+	case *parser.Env:
+		for _, kv := range cmd.Vars {
 			c.set[kv.Key], c.unsure[kv.Key] = true, !sure
 		}
 		return s.meta(cmd) // ENV cannot fail
-	case *instructions.ShellCommand:
+	case *parser.Shell:
 		return s.meta(cmd)
 	}
 	if !sure {
@@ -125,42 +123,39 @@ func (c *check) step(step *parser.Step) error {
 }
 
 // unsureOf marks the variables an ARG or ENV that failed to expand sets.
-func (c *check) unsureOf(cmd instructions.Command) {
-	switch cmd := cmd.(type) {
-	case *instructions.ArgCommand:
-		for _, kv := range cmd.Args {
-			c.unsure[kv.Key] = true
-		}
-	case *instructions.EnvCommand:
-		for _, kv := range cmd.Env {
-			c.set[kv.Key], c.unsure[kv.Key] = true, true
+func (c *check) unsureOf(step *parser.Step) {
+	names, env := step.Sets()
+	for _, k := range names {
+		c.unsure[k] = true
+		if env {
+			c.set[k] = true
 		}
 	}
 }
 
 // dispatch runs the checks of an expanded step that has known values.
-func (c *check) dispatch(cmd instructions.Command) error {
+func (c *check) dispatch(cmd parser.Command) error {
 	s := c.s
 	switch cmd := cmd.(type) {
-	case *instructions.RunCommand:
+	case *parser.Run:
 		// checkNetwork has seen to --network.
 		if _, _, err := s.runArgs(cmd); err != nil {
 			return err
 		}
-		for _, mt := range instructions.GetMounts(cmd) {
+		for _, mt := range cmd.Mounts {
 			if err := s.b.checkMount(mt); err != nil {
 				return err
 			}
 		}
 		return nil
-	case *instructions.CopyCommand:
-		if len(cmd.SourceContents) > 0 && cmd.From != "" {
+	case *parser.Copy:
+		if len(cmd.Heredocs) > 0 && cmd.From != "" {
 			return errCopyFromHeredoc
 		}
 		return copier.Check(s.copyRequest(cmd))
-	case *instructions.AddCommand:
+	case *parser.Add:
 		return copier.Check(s.addRequest(cmd))
-	case *instructions.WorkdirCommand:
+	case *parser.Workdir:
 		return nil // made in the rootfs when it runs
 	}
 	return s.meta(cmd)

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
 // bomb returns a recipe that doubles a variable n times with the given
@@ -55,13 +53,13 @@ func TestExpansionBombs(t *testing.T) {
 					env = []string{"A=" + strings.Repeat("x", 10000)}
 				}
 				for _, s := range p.Stages[0].Steps {
-					var cmd instructions.Command
+					var cmd Command
 					if cmd, err = p.Expand(s, env); err != nil {
 						break
 					}
 					// As the builder does: ENV values are the next steps' env.
-					if e, ok := cmd.(*instructions.EnvCommand); ok {
-						for _, kv := range e.Env {
+					if e, ok := cmd.(*Env); ok {
+						for _, kv := range e.Vars {
 							env = append(env, kv.Key+"="+kv.Value)
 						}
 					}
@@ -93,7 +91,7 @@ func TestExpansionWithinLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := cmd.(*instructions.EnvCommand).Env
+	env := cmd.(*Env).Vars
 	if env[0].Value != "1-2-3" || env[1].Value != "/bin /usr/bin" || env[2].Value != big {
 		t.Errorf("expanded to %.60v", env)
 	}

@@ -1,8 +1,10 @@
 // Package parser provides the recipe front end of lading: it turns recipe
 // text (any Dockerfile) into a Plan of stages and typed steps, the build
 // arguments in scope, and the stage dependency graph. It wraps BuildKit's
-// Dockerfile parser, instructions and shell packages and reports every
-// problem as an *Error reading "FILE:LINE: message".
+// Dockerfile parser, instructions and shell packages, whose types stay
+// inside it: Plan.Expand hands out the parser's own Command types (*Run,
+// *Copy, ...). It reports every problem as an *Error reading
+// "FILE:LINE: message".
 //
 // A Plan is built once and then only read:
 //
@@ -12,7 +14,7 @@
 //	// ARGs (used for FROM) and the automatic platform args.
 //	for _, step := range plan.Stages[plan.Target].Steps {
 //		cmd, err := plan.Expand(step, env) // env: image config Env + ARGs so far
-//		// dispatch cmd: a fresh copy, safe to modify
+//		switch c := cmd.(type) { case *parser.Run: ...; case *parser.Copy: ... }
 //	}
 //
 // Variables are expanded at dispatch time, not at parse time, because their

@@ -36,7 +36,7 @@ func dump(p *Plan) string {
 		fmt.Fprintf(&b, "\n  deps: %v\n", st.Deps)
 		for _, s := range st.Steps {
 			fmt.Fprintf(&b, "  %d: %s\n", s.Loc.Line, s.Text)
-			fmt.Fprintf(&b, "     %s\n", describe(s.Command))
+			fmt.Fprintf(&b, "     %s\n", describe(s.cmd))
 			if s.FromStage >= 0 {
 				fmt.Fprintf(&b, "     from stage %d\n", s.FromStage)
 			}

@@ -8,7 +8,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
-// Expand returns a fresh copy of s.Command with variables expanded from
+// Expand returns the step's command with variables expanded from
 // env, a "KEY=VALUE" list in which later entries win (the image config Env
 // followed by the ARGs in scope). The Plan and s are not modified.
 //
@@ -19,23 +19,42 @@ import (
 // For ARG, each value is resolved by Docker's rule: the --build-arg value,
 // else the global ARG of the same name when no default is given, else the
 // default expanded with env; a Value left nil means the ARG has no value.
-func (p *Plan) Expand(s *Step, env []string) (instructions.Command, error) {
-	return p.expand(s, env, nil)
+func (p *Plan) Expand(s *Step, env []string) (Command, error) {
+	cmd, err := p.expand(s, env, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.convert(cmd)
 }
 
 // ExpandRefs is Expand that also returns the names of the variables the
 // expansion looked up, set or not, so that a caller can tell whether it
 // depends on variables it does not know.
-func (p *Plan) ExpandRefs(s *Step, env []string) (instructions.Command, []string, error) {
+func (p *Plan) ExpandRefs(s *Step, env []string) (Command, []string, error) {
 	refs := map[string]bool{}
 	cmd, err := p.expand(s, env, refs)
 	names := make([]string, 0, len(refs))
 	for k := range refs {
 		names = append(names, k)
 	}
-	return cmd, names, err
+	if err != nil {
+		return nil, names, err
+	}
+	c, err := s.convert(cmd)
+	return c, names, err
 }
 
+// convert turns the step's expanded BuildKit command into the parser's.
+func (s *Step) convert(cmd instructions.Command) (Command, error) {
+	c, err := command(cmd)
+	if err != nil {
+		return nil, errorf(s.Loc, "%s", err)
+	}
+	return c, nil
+}
+
+// expand returns a fresh copy of the step's BuildKit command, expanded,
+// recording the variables it looks up in refs when not nil.
 func (p *Plan) expand(s *Step, env []string, refs map[string]bool) (instructions.Command, error) {
 	cmd, err := s.reparse()
 	if err != nil {
@@ -70,7 +89,7 @@ func (p *Plan) escapeToken() rune {
 }
 
 // reparse parses the step's node again, giving a Command that shares no
-// memory with s.Command.
+// memory with s.cmd.
 func (s *Step) reparse() (instructions.Command, error) {
 	if s.node == nil {
 		return nil, fmt.Errorf("step %q was not produced by the parser", s.Text)

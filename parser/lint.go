@@ -164,9 +164,9 @@ func (p *Plan) lintStage(l *linter.Linter, st *Stage, baseEnv func(*Stage) ([]st
 	workdirSet := false
 	for _, s := range st.Steps {
 		line := at(s.Loc.Line)
-		switch c := s.Command.(type) {
+		switch c := s.cmd.(type) {
 		case *instructions.CmdCommand, *instructions.EntrypointCommand, *instructions.HealthCheckCommand:
-			name := strings.ToUpper(s.Command.Name())
+			name := strings.ToUpper(s.cmd.Name())
 			if prev, ok := once[name]; ok {
 				l.Run(&linter.RuleMultipleInstructionsDisallowed, at(prev), linter.RuleMultipleInstructionsDisallowed.Format(name))
 			}
@@ -282,7 +282,7 @@ func shellForm(c instructions.Command) bool {
 func (p *Plan) stageShellSet(st *Stage) bool {
 	for b := st.FromStage; b >= 0; b = p.Stages[b].FromStage {
 		for _, s := range p.Stages[b].Steps {
-			if _, ok := s.Command.(*instructions.ShellCommand); ok {
+			if _, ok := s.cmd.(*instructions.ShellCommand); ok {
 				return true
 			}
 		}
@@ -318,7 +318,7 @@ func (p *Plan) stageBaseEnv(st *Stage, baseEnv func(*Stage) ([]string, bool)) (e
 // stepEnv returns env after step s: ENV sets variables, ARG declares them
 // (recorded in declared, with their value when they have one).
 func (p *Plan) stepEnv(s *Step, env []string, declared map[string]bool) []string {
-	switch c := s.Command.(type) {
+	switch c := s.cmd.(type) {
 	case *instructions.EnvCommand:
 		out := append([]string(nil), env...)
 		for _, kv := range c.Env {

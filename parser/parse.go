@@ -134,7 +134,7 @@ func (p *Plan) split(ast *parser.Node) ([]*argNode, error) {
 			st.Steps = append(st.Steps, &Step{
 				Loc:       loc,
 				Text:      strings.TrimSpace(n.Original),
-				Command:   c,
+				cmd:       c,
 				FromStage: -1,
 				node:      n,
 			})
@@ -244,7 +244,7 @@ func (p *Plan) resolveSteps(st *Stage, byName map[string]int, args map[string]st
 	}
 	lex := shell.NewLex(p.escape)
 	for _, s := range st.Steps {
-		switch c := s.Command.(type) {
+		switch c := s.cmd.(type) {
 		case *instructions.ArgCommand:
 			e := newExpander(lex, mapEnv(args))
 			for _, kv := range c.Args {
@@ -315,7 +315,7 @@ func (p *Plan) resolveTrigger(st *Stage, s *Step, expr string, byName map[string
 		return errorAt(p.File, s.Loc.Line, err)
 	}
 	refs := []string{t.FromImage}
-	if _, ok := t.Command.(*instructions.RunCommand); ok {
+	if _, ok := t.cmd.(*instructions.RunCommand); ok {
 		if refs, err = mountRefs(t.node); err != nil {
 			return errorAt(p.File, s.Loc.Line, err)
 		}

@@ -1,12 +1,15 @@
 package parser
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -189,7 +192,7 @@ func TestParsePlatform(t *testing.T) {
 func expandStep(t *testing.T, p *Plan, i int, env ...string) instructions.Command {
 	t.Helper()
 	st := p.Stages[len(p.Stages)-1]
-	cmd, err := p.Expand(st.Steps[i], env)
+	cmd, err := p.expand(st.Steps[i], env, nil)
 	if err != nil {
 		t.Fatalf("Expand(%s): %v", st.Steps[i].Text, err)
 	}
@@ -407,7 +410,7 @@ func TestExpandFresh(t *testing.T) {
 	if after := dump(p); after != before {
 		t.Errorf("Expand changed the plan:\n%s\nwant\n%s", after, before)
 	}
-	env := p.Stages[0].Steps[0].Command.(*instructions.EnvCommand)
+	env := p.Stages[0].Steps[0].cmd.(*instructions.EnvCommand)
 	if env.Env[0].Value != "$V" {
 		t.Errorf("Step.Command was expanded in place: %v", env.Env)
 	}
@@ -539,7 +542,7 @@ func TestParseTriggers(t *testing.T) {
 	}
 	var got []string
 	for _, s := range steps {
-		got = append(got, s.Text+" | "+describe(s.Command))
+		got = append(got, s.Text+" | "+describe(s.cmd))
 	}
 	want := []string{
 		`RUN echo $HOME | run shell=true cmd=["echo $HOME"] network=default`,
@@ -554,7 +557,7 @@ func TestParseTriggers(t *testing.T) {
 		t.Errorf("COPY trigger: FromStage=%d FromImage=%q", steps[1].FromStage, steps[1].FromImage)
 	}
 	p := mustParse(t, "FROM x\n", Options{})
-	cmd, err := p.Expand(steps[3], []string{"B=b"})
+	cmd, err := p.expand(steps[3], []string{"B=b"}, nil)
 	if err != nil || describe(cmd) != `env A="b"` {
 		t.Errorf("Expand(trigger) = %v, %v", cmd, err)
 	}
@@ -587,4 +590,52 @@ func TestErrorUnwrap(t *testing.T) {
 	if e.Error() != "F:3: m" {
 		t.Errorf("Error() = %q", e.Error())
 	}
+}
+
+// TestExpandCommand checks that Expand hands out the parser's own types,
+// carrying what the recipe said.
+func TestExpandCommand(t *testing.T) {
+	src := "FROM scratch\n" +
+		"RUN --mount=type=cache,id=$ID,target=/c,sharing=locked --network=none <<-EOT sh\n\techo $X\n\tEOT\n" +
+		"COPY --chown=1:2 --exclude=*.tmp a $D\n" +
+		"ADD --checksum=sha256:00 --unpack=true https://example.com/x.tgz /x/\n" +
+		"CMD [\"run\", \"$X\"]\n" +
+		"HEALTHCHECK --interval=5s --retries=2 CMD true\n" +
+		"ENV K=$ID\n"
+	p, err := Parse(strings.NewReader(src), Options{File: "Recipe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"ID=v1", "D=/dest"}
+	var got []Command
+	for _, s := range p.Stages[0].Steps {
+		c, err := p.Expand(s, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c)
+	}
+	yes := true
+	want := []Command{
+		&Run{
+			CommandLine: CommandLine{Args: []string{"<<-EOT sh"}, Shell: true, Heredocs: []Heredoc{{Name: "EOT", Data: "\techo $X\n", Chomp: true}}},
+			Mounts:      []*Mount{{Type: MountCache, Target: "/c", CacheID: "v1", CacheSharing: SharingLocked}},
+			Network:     "none",
+		},
+		&Copy{Sources: []string{"a"}, Dest: "/dest", Chown: "1:2", Exclude: []string{"*.tmp"}},
+		&Add{Sources: []string{"https://example.com/x.tgz"}, Dest: "/x/", Checksum: "sha256:00", Unpack: &yes},
+		&Cmd{CommandLine{Args: []string{"run", "$X"}}},
+		&Healthcheck{Test: []string{"CMD-SHELL", "true"}, Interval: 5 * time.Second, Retries: 2},
+		&Env{Vars: []KeyValue{{Key: "K", Value: "v1"}}},
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("step %d: Expand = %s, want %s", i+1, cmdJSON(got[i]), cmdJSON(want[i]))
+		}
+	}
+}
+
+func cmdJSON(c Command) string {
+	b, _ := json.Marshal(c)
+	return fmt.Sprintf("%s %s", c.Name(), b)
 }

@@ -93,9 +93,9 @@ type Stage struct {
 type Step struct {
 	Loc  Location
 	Text string // the instruction as written (continuation lines joined)
-	// Command is the parsed BuildKit command, with variables NOT yet
-	// expanded; use Plan.Expand to get an expanded copy.
-	Command instructions.Command
+	// cmd is the parsed BuildKit command, with variables not yet
+	// expanded; Plan.Expand gives the expanded parser Command.
+	cmd instructions.Command
 	// FromStage is, for COPY --from= and RUN --mount from= referring to a
 	// stage, that stage's index; -1 otherwise.
 	FromStage int
@@ -103,4 +103,31 @@ type Step struct {
 	FromImage string
 
 	node *parser.Node // the instruction's AST node, re-parsed by Expand
+}
+
+// RunNetwork returns, for a RUN step, its --network value as written
+// ("" when not given) and true; for other steps "" and false.
+func (s *Step) RunNetwork() (string, bool) {
+	c, ok := s.cmd.(*instructions.RunCommand)
+	if !ok {
+		return "", false
+	}
+	return instructions.GetNetwork(c), true
+}
+
+// Sets returns the names an ARG or ENV step declares, as written, and
+// whether it is an ENV; nil for other steps.
+func (s *Step) Sets() (names []string, env bool) {
+	switch c := s.cmd.(type) {
+	case *instructions.ArgCommand:
+		for _, kv := range c.Args {
+			names = append(names, kv.Key)
+		}
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			names = append(names, kv.Key)
+		}
+		env = true
+	}
+	return names, env
 }

@@ -58,7 +58,7 @@ func parseTrigger(t, file string) (s *Step, err error) {
 	s = &Step{
 		Loc:       Location{File: file},
 		Text:      strings.TrimSpace(n.Original),
-		Command:   cmd,
+		cmd:       cmd,
 		FromStage: -1,
 		node:      n,
 	}
