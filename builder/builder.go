@@ -25,7 +25,7 @@ import (
 	"github.com/lading-build/lading/store"
 )
 
-// Options say how to build.
+// Options say how Run builds a parsed plan.
 type Options struct {
 	// ContextDir is the build context directory.
 	ContextDir string
@@ -34,28 +34,41 @@ type Options struct {
 	RecipePath string
 	Store      *store.Store
 	Snapshots  snapshot.Snapshotter
-	// Epoch is SOURCE_DATE_EPOCH: when set, every timestamp the build
-	// writes (config, history, layer mtimes) is clamped to it.
-	Epoch *int64
-	// Network is the network mode of RUN steps without --network:
-	// runtime.NetworkDefault (when empty), NetworkHost or NetworkNone.
-	Network string
-	// Allow are the entitlements the user granted (AllowNetworkHost).
-	Allow    []string
-	Hostname string
-	Limits   runtime.Limits
-	// Seccomp is the syscall filter of RUN steps, as runtime.Spec.Seccomp:
-	// "" for Docker's default profile, runtime.SeccompUnconfined, or a
-	// profile's JSON text.
-	Seccomp string
 	// Progress receives the build's events and the output of RUN steps;
 	// nil discards them.
 	Progress progress.Reporter
 	Platform v1.Platform
-	// Jobs is how many stages may run at once; 0 means the number of CPUs.
-	Jobs int
 	// Cache is the step cache; nil builds everything.
 	Cache *cache.Cache
+	// CacheFrom are remote caches consulted when the local cache misses:
+	// a hit there fetches the step's layer and applies it instead of
+	// running the step.
+	CacheFrom []remotecache.Source
+	Settings
+}
+
+// Settings say how steps run and how the cache is used; a Request and
+// Options share them.
+type Settings struct {
+	// Epoch is SOURCE_DATE_EPOCH: when set, every timestamp the build
+	// writes (config, history, layer mtimes) is clamped to it (see
+	// EpochFromEnv).
+	Epoch *int64
+	// Network is the network mode of RUN steps without --network:
+	// NetworkDefault (when empty; a private network with outbound
+	// access), NetworkNone, or NetworkHost (which needs AllowNetworkHost
+	// in Allow).
+	Network string
+	// Allow are the entitlements the user granted (AllowNetworkHost).
+	Allow    []string
+	Hostname string
+	Limits   Limits
+	// Seccomp is the syscall filter of RUN steps, as runtime.Spec.Seccomp:
+	// "" for Docker's default profile, runtime.SeccompUnconfined, or a
+	// profile's JSON text (see ParseSecurityOpts).
+	Seccomp string
+	// Jobs is how many stages may run at once; 0 means the number of CPUs.
+	Jobs int
 	// NoCache runs every step (and records nothing); NoCacheFilter does
 	// that for the named stages only.
 	NoCache       bool
@@ -69,23 +82,23 @@ type Options struct {
 	// Contexts are named build contexts (--build-context NAME=VALUE): a
 	// directory, or an image reference prefixed "docker-image://" (or an
 	// "oci-archive:"/"docker-archive:" reference). FROM NAME and
-	// COPY --from=NAME use them before stages and images.
+	// COPY --from=NAME use them before stages and images (see
+	// ParseContexts).
 	Contexts map[string]string
 	// Secrets are the values of --secret, by id, for
-	// RUN --mount=type=secret; they never reach an image, a key or a log.
+	// RUN --mount=type=secret; they never reach an image, a key or a log
+	// (see ParseSecrets).
 	Secrets map[string][]byte
-	// SSH are the agents of --ssh, by id ("default" for the plain flag).
+	// SSH are the agents of --ssh, by id ("default" for the plain flag;
+	// see ParseSSH).
 	SSH map[string]SSHSource
 	// Pull says when FROM images come from their registry: PullMissing
 	// (default: only when not in the local store), PullAlways or
 	// PullNever.
 	Pull string
-	// Remote configures registry access for pulls.
+	// Remote configures registry access (pulls, and for Build pushes and
+	// shared caches).
 	Remote image.RemoteOptions
-	// CacheFrom are remote caches consulted when the local cache misses:
-	// a hit there fetches the step's layer and applies it instead of
-	// running the step.
-	CacheFrom []remotecache.Source
 }
 
 // Pull policies.

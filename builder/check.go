@@ -38,5 +38,5 @@ func Check(ctx context.Context, req Request) ([]Warning, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return Lint(plan, Options{Store: st, Contexts: req.Contexts}), plan.LintConfig().Error, nil
+	return Lint(plan, Options{Store: st, Settings: req.Settings}), plan.LintConfig().Error, nil
 }

@@ -128,7 +128,7 @@ func (e *env) buildOpts(contextDir, recipePath, recipe string, args map[string]s
 		Store:      e.store,
 		Snapshots:  e.snaps,
 		Cache:      e.cache,
-		Epoch:      e.epoch,
+		Settings:   builder.Settings{Epoch: e.epoch},
 		Progress:   rep,
 	}
 	if e.opts != nil {

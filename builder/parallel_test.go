@@ -138,7 +138,8 @@ COPY --from=b /b /b
 		}
 		rec := newRecorder(progress.Discard())
 		res, err := builder.Run(context.Background(), plan, builder.Options{
-			ContextDir: ctxDir, Store: e.store, Snapshots: e.snaps, Progress: rec, Jobs: tc.jobs, Cache: e.cache, NoCache: true,
+			ContextDir: ctxDir, Store: e.store, Snapshots: e.snaps, Progress: rec, Cache: e.cache,
+			Settings: builder.Settings{Jobs: tc.jobs, NoCache: true},
 		})
 		if err != nil {
 			t.Fatalf("jobs=%d: %v", tc.jobs, err)

@@ -64,36 +64,10 @@ type Request struct {
 	// Platform is the target platform os/arch[/variant]; "" is this
 	// machine's.
 	Platform string
-	// Network is the network of RUN steps: NetworkDefault (a private
-	// network with outbound access), NetworkNone or NetworkHost (which
-	// needs AllowNetworkHost in Allow).
-	Network string
-	// Allow are the entitlements the user granted (AllowNetworkHost).
-	Allow    []string
-	Hostname string
-	Limits   Limits
-	// Seccomp is the syscall filter of RUN steps: "" for Docker's default
-	// profile, "unconfined", or a profile's JSON text (see
-	// ParseSecurityOpts).
-	Seccomp string
-	// Jobs is how many stages may run at once; 0 means the number of CPUs.
-	Jobs          int
-	NoCache       bool
-	NoCacheFilter []string
-	ExplainCache  bool
-	Squash        bool
-	// Contexts, Secrets and SSH are as in Options (see ParseContexts,
-	// ParseSecrets and ParseSSH).
-	Contexts map[string]string
-	Secrets  map[string][]byte
-	SSH      map[string]SSHSource
-	// Pull is PullMissing (default), PullAlways or PullNever.
-	Pull string
-	// Remote configures registry access (pulls, pushes, caches). Its
-	// Progress is replaced: registry progress goes to the progress view.
-	Remote image.RemoteOptions
-	// Epoch is SOURCE_DATE_EPOCH (see EpochFromEnv).
-	Epoch *int64
+	// Settings say how steps run and how the cache is used. Build
+	// replaces Remote.Progress: registry progress goes to the progress
+	// view.
+	Settings
 
 	// Progress is the progress view (ProgressModes); "" means auto.
 	// Nothing is shown when ProgressOutput is nil.
@@ -190,31 +164,18 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	settings := req.Settings
+	settings.Remote = remote
 	res, err = Run(ctx, plan, Options{
-		ContextDir:    src.dir,
-		RecipePath:    src.path,
-		Store:         st,
-		Snapshots:     sn,
-		Epoch:         req.Epoch,
-		Network:       req.Network,
-		Allow:         req.Allow,
-		Hostname:      req.Hostname,
-		Limits:        req.Limits,
-		Seccomp:       req.Seccomp,
-		Progress:      rep,
-		Platform:      platform,
-		Jobs:          req.Jobs,
-		Cache:         buildCache,
-		NoCache:       req.NoCache,
-		NoCacheFilter: req.NoCacheFilter,
-		ExplainCache:  req.ExplainCache,
-		Squash:        req.Squash,
-		Contexts:      req.Contexts,
-		Secrets:       req.Secrets,
-		SSH:           req.SSH,
-		Pull:          req.Pull,
-		Remote:        remote,
-		CacheFrom:     cacheFrom,
+		ContextDir: src.dir,
+		RecipePath: src.path,
+		Store:      st,
+		Snapshots:  sn,
+		Progress:   rep,
+		Platform:   platform,
+		Cache:      buildCache,
+		CacheFrom:  cacheFrom,
+		Settings:   settings,
 	})
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ func request(t *testing.T) builder.Request {
 	t.Helper()
 	dir := t.TempDir()
 	testutil.CheckNoMounts(t, dir)
-	return builder.Request{Root: filepath.Join(dir, "root"), Remote: image.RemoteOptions{Retries: -1}}
+	return builder.Request{Root: filepath.Join(dir, "root"), Settings: builder.Settings{Remote: image.RemoteOptions{Retries: -1}}}
 }
 
 // fileOf reads a file of a built image through a local output.
@@ -161,7 +161,7 @@ func TestBuildRequestErrors(t *testing.T) {
 		{"no context", builder.Request{}, "context"},
 		{"context dir missing", builder.Request{ContextDir: filepath.Join(ctxDir, "nope")}, "is not a directory"},
 		{"no recipe", builder.Request{ContextDir: ctxDir}, "no recipe"},
-		{"bad pull", builder.Request{ContextDir: ctxDir, Pull: "sometimes"}, "pull policy"},
+		{"bad pull", builder.Request{ContextDir: ctxDir, Settings: builder.Settings{Pull: "sometimes"}}, "pull policy"},
 		{"push without tag", builder.Request{ContextDir: ctxDir, Outputs: []builder.Output{{Type: "registry"}}}, "needs at least one tag"},
 		{"bad output", builder.Request{ContextDir: ctxDir, Outputs: []builder.Output{{Type: "zip", Dest: "x"}}}, "must be oci, docker, local or registry"},
 		{"bad snapshotter", builder.Request{ContextDir: ctxDir, Recipe: []byte("FROM scratch\n"), Snapshotter: "zfs"}, "snapshotter must be"},
