@@ -187,3 +187,36 @@ func inspect(t *testing.T, ref string, v any) {
 		t.Fatalf("parsing skopeo output: %v", err)
 	}
 }
+
+// TestBuildFromStdin: `lading build -` reads a tar context from stdin, as
+// docker does, and gives the image a directory build of the same files
+// gives; a recipe alone on stdin builds with an empty context.
+func TestBuildFromStdin(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	testutil.CheckNoMounts(t, root)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM scratch\nCOPY hello.txt /etc/hello.txt\n",
+		"hello.txt":  "hello\n",
+	})
+	var tarball bytes.Buffer
+	tar := exec.Command("tar", "-C", dir, "-cz", "--sort=name", ".")
+	tar.Stdout = &tarball
+	if err := tar.Run(); err != nil {
+		t.Fatal(err)
+	}
+	fromDir := ok(t, "", "build", "--root", root, "--progress", "quiet", dir)
+	fromStdin := ok(t, tarball.String(), "build", "--root", root, "--progress", "quiet", "-")
+	if fromStdin != fromDir {
+		t.Errorf("build - gave %q, the directory build %q", fromStdin, fromDir)
+	}
+	recipeOnly := ok(t, "FROM scratch\nLABEL stdin=yes\n", "build", "--root", root, "--progress", "quiet", "-t", "onlyrecipe", "-")
+	if !strings.HasPrefix(recipeOnly, "sha256:") {
+		t.Errorf("recipe on stdin: %q", recipeOnly)
+	}
+	r := lading(t, "FROM scratch\n", "build", "--root", root, "-f", "-", "-")
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot both come from stdin") {
+		t.Errorf("-f - with context -: exit %d, %q", r.code, r.stderr)
+	}
+}
