@@ -105,15 +105,9 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 	if err := req.check(); err != nil {
 		return nil, err
 	}
-	st := req.Store
-	if st == nil {
-		root := req.Root
-		if root == "" {
-			root = store.DefaultRoot()
-		}
-		if st, err = store.Open(root); err != nil {
-			return nil, fmt.Errorf("opening store %s: %w", root, err)
-		}
+	st, err := req.openStore()
+	if err != nil {
+		return nil, err
 	}
 	src, err := openSource(ctx, st, req)
 	if err != nil {
@@ -180,18 +174,8 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range req.Tags {
-		if err := st.Tag(t, res.Digest.String()); err != nil {
-			return nil, fmt.Errorf("tagging %s: %w", t, err)
-		}
-	}
-	for _, o := range req.Outputs {
-		if err := o.exporter(st, req.Tags, remote).Export(ctx, res.Image); err != nil {
-			return nil, fmt.Errorf("writing %s output %s: %w", o.Type, o.Dest, err)
-		}
-		if o.Type != "registry" {
-			rep.Log("wrote %s output: %s", o.Type, o.Dest)
-		}
+	if err := req.deliver(ctx, st, res.Image, res.Digest, rep); err != nil {
+		return nil, err
 	}
 	if !req.NoCache {
 		if err := exportCache(ctx, st, buildCache, res, cacheTo); err != nil {
@@ -199,6 +183,41 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 		}
 	}
 	return res, nil
+}
+
+func (req Request) openStore() (*store.Store, error) {
+	if req.Store != nil {
+		return req.Store, nil
+	}
+	root := req.Root
+	if root == "" {
+		root = store.DefaultRoot()
+	}
+	st, err := store.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", root, err)
+	}
+	return st, nil
+}
+
+// deliver names the image in the store and writes it to every output.
+func (req Request) deliver(ctx context.Context, st *store.Store, img v1.Image, digest v1.Hash, rep progress.Reporter) error {
+	for _, t := range req.Tags {
+		if err := st.Tag(t, digest.String()); err != nil {
+			return fmt.Errorf("tagging %s: %w", t, err)
+		}
+	}
+	remote := req.Remote
+	remote.Progress = func(line string) { rep.Log("%s", line) }
+	for _, o := range req.Outputs {
+		if err := o.exporter(st, req.Tags, remote).Export(ctx, img); err != nil {
+			return fmt.Errorf("writing %s output %s: %w", o.Type, o.Dest, err)
+		}
+		if o.Type != "registry" {
+			rep.Log("wrote %s output: %s", o.Type, o.Dest)
+		}
+	}
+	return nil
 }
 
 // check rejects a request before anything is read or written.
