@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/lading-build/lading/cache"
+	"github.com/lading-build/lading/gc"
 	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
 )
@@ -17,27 +18,28 @@ const (
 // OpenSnapshotter opens the named snapshotter under the store ("" means
 // overlay), falling back from overlay to native copies where overlayfs
 // cannot be mounted, and the build cache that goes with it: cache records
-// name snapshots, so each snapshotter keeps its own cache directory.
+// name snapshots, so each snapshotter keeps its own cache. The
+// directories are those of gc.Parts, which the collector walks.
 func OpenSnapshotter(st *store.Store, kind string) (snapshot.Snapshotter, *cache.Cache, error) {
-	var sn snapshot.Snapshotter
-	var err error
-	switch kind {
-	case SnapshotterOverlay, "":
-		dir := st.Path("snapshots", "overlay")
-		if snapshot.OverlaySupported(dir) == nil {
-			sn, err = snapshot.NewOverlay(dir)
-		} else {
-			sn, err = snapshot.NewNative(st.Path("snapshots", "native"))
-		}
-	case SnapshotterNative:
-		sn, err = snapshot.NewNative(st.Path("snapshots", "native"))
-	default:
+	if kind == "" {
+		kind = SnapshotterOverlay
+	}
+	if kind != SnapshotterOverlay && kind != SnapshotterNative {
 		return nil, nil, fmt.Errorf("snapshotter must be overlay or native, not %q", kind)
 	}
+	part := layoutPart(kind)
+	if kind == SnapshotterOverlay && snapshot.OverlaySupported(st.Path(part.Snapshots)) != nil {
+		part = layoutPart(SnapshotterNative)
+	}
+	open := snapshot.NewNative
+	if part.Name == SnapshotterOverlay {
+		open = snapshot.NewOverlay
+	}
+	sn, err := open(st.Path(part.Snapshots))
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening snapshotter: %w", err)
 	}
-	c, err := cache.Open(st.Path(CacheDir(sn)))
+	c, err := cache.Open(st.Path(part.Cache))
 	if err != nil {
 		sn.Close()
 		return nil, nil, fmt.Errorf("opening build cache: %w", err)
@@ -45,11 +47,12 @@ func OpenSnapshotter(st *store.Store, kind string) (snapshot.Snapshotter, *cache
 	return sn, c, nil
 }
 
-// CacheDir is the directory, relative to the store root, of the build
-// cache that goes with a snapshotter.
-func CacheDir(sn snapshot.Snapshotter) string {
-	if snapshot.IsNative(sn) {
-		return "cache-native"
+// layoutPart is the directories of a snapshotter and its cache.
+func layoutPart(name string) gc.Part {
+	for _, p := range gc.Parts() {
+		if p.Name == name {
+			return p
+		}
 	}
-	return "cache"
+	panic("builder: gc.Parts has no " + name + " snapshotter")
 }

@@ -71,7 +71,7 @@ func build(ctx context.Context, st *store.Store, sn snapshot.Snapshotter, c *cac
 	if err != nil {
 		return nil, err
 	}
-	return builder.Build(ctx, plan, builder.Options{ContextDir: dir, Store: st, Snapshots: sn, Cache: c, Progress: rep, Pull: builder.PullNever})
+	return builder.Run(ctx, plan, builder.Options{ContextDir: dir, Store: st, Snapshots: sn, Cache: c, Progress: rep, Settings: builder.Settings{Pull: builder.PullNever}})
 }
 
 // checkImage checks that every blob of the stored image d is there and

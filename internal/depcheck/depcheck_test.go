@@ -17,8 +17,9 @@ const module = "github.com/lading-build/lading/"
 // packages it may import; internal/ helpers are open to every package.
 // A new package must be added here, which decides where it sits.
 var allowed = map[string][]string{
-	"cmd/lading":  {"builder", "store", "image", "cache", "snapshot"},
-	"builder":     {"parser", "runtime", "snapshot", "store", "image", "cache", "remotecache", "copier", "progress"},
+	"cmd/lading":  {"builder", "store", "image", "gc"},
+	"builder":     {"parser", "runtime", "snapshot", "store", "image", "cache", "remotecache", "copier", "progress", "gc"},
+	"gc":          {"cache", "image", "snapshot", "store"},
 	"remotecache": {"cache", "image", "store"},
 	"image":       {"store", "snapshot"},
 	"cache":       {"store"},
