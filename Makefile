@@ -9,7 +9,7 @@ PKGS      := ./...
 MODULE    := github.com/lading-build/lading
 # Packages whose tests run with the race detector (the ones that run
 # containers are too slow under it).
-RACE_PKGS := parser cache store image progress copier remotecache snapshot passwd internal/atomicfile internal/depcheck
+RACE_PKGS := parser cache store gc image progress copier remotecache snapshot passwd internal/atomicfile internal/mountinfo internal/depcheck
 DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
