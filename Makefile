@@ -44,7 +44,7 @@ test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
 lint:
-	test -z "$$($(GO) run cmd/gofmt -l $$(git ls-files '*.go'))"
+	test -z "$$($(GO) run cmd/gofmt -l $$(git ls-files '*.go' | grep -v -e '^testdata/' -e /testdata/))"
 	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)

@@ -1,12 +1,9 @@
 package builder
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 
 	"github.com/lading-build/lading/parser"
-	"github.com/lading-build/lading/store"
 )
 
 // Warning is a linter finding, "FILE:LINE: warning: Rule: message".
@@ -20,23 +17,10 @@ func Check(ctx context.Context, req Request) ([]Warning, bool, error) {
 	if err := req.check(); err != nil {
 		return nil, false, err
 	}
-	st := req.Store
-	if st == nil {
-		var err error
-		if st, err = store.Open(req.Root); err != nil {
-			return nil, false, fmt.Errorf("opening store %s: %w", req.Root, err)
-		}
-	}
-	src, err := openSource(ctx, st, req)
+	st, src, plan, err := req.open(ctx)
 	if err != nil {
 		return nil, false, err
 	}
 	defer src.cleanup()
-	plan, err := parser.Parse(bytes.NewReader(src.recipe), parser.Options{
-		File: src.display, BuildArgs: req.BuildArgs, Target: req.Target, Platform: req.Platform,
-	})
-	if err != nil {
-		return nil, false, err
-	}
 	return Lint(plan, Options{Store: st, Settings: req.Settings}), plan.LintConfig().Error, nil
 }

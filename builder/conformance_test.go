@@ -302,8 +302,7 @@ func buildCase(e *env, recipe []byte, recipePath, ctxDir string, cs caseSpec, ou
 		Store:      e.store,
 		Snapshots:  e.snaps,
 		Progress:   rep,
-		Pull:       builder.PullNever,
-		Allow:      cs.allow,
+		Settings:   builder.Settings{Pull: builder.PullNever, Allow: cs.allow},
 	}
 	warnings := plan.Warnings
 	for _, w := range builder.Lint(plan, opts) {

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,21 +106,11 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 	if err := req.check(); err != nil {
 		return nil, err
 	}
-	st, err := req.openStore()
-	if err != nil {
-		return nil, err
-	}
-	src, err := openSource(ctx, st, req)
+	st, src, plan, err := req.open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer src.cleanup()
-	plan, err := parser.Parse(strings.NewReader(string(src.recipe)), parser.Options{
-		File: src.display, BuildArgs: req.BuildArgs, Target: req.Target, Platform: req.Platform,
-	})
-	if err != nil {
-		return nil, err
-	}
 	platform, err := parsePlatform(req.Platform)
 	if err != nil {
 		return nil, err
@@ -183,6 +174,27 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// open opens the store, finds the context and recipe, and parses it; the
+// caller runs src.cleanup.
+func (req Request) open(ctx context.Context) (*store.Store, *source, *parser.Plan, error) {
+	st, err := req.openStore()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, err := openSource(ctx, st, req)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	plan, err := parser.Parse(bytes.NewReader(src.recipe), parser.Options{
+		File: src.display, BuildArgs: req.BuildArgs, Target: req.Target, Platform: req.Platform,
+	})
+	if err != nil {
+		src.cleanup()
+		return nil, nil, nil, err
+	}
+	return st, src, plan, nil
 }
 
 func (req Request) openStore() (*store.Store, error) {
