@@ -201,15 +201,7 @@ func (req Request) openStore() (*store.Store, error) {
 	if req.Store != nil {
 		return req.Store, nil
 	}
-	root := req.Root
-	if root == "" {
-		root = store.DefaultRoot()
-	}
-	st, err := store.Open(root)
-	if err != nil {
-		return nil, fmt.Errorf("opening store %s: %w", root, err)
-	}
-	return st, nil
+	return store.Open(req.Root)
 }
 
 // deliver names the image in the store and writes it to every output.

@@ -40,9 +40,13 @@ func DefaultRoot() string {
 	return filepath.Join(home, ".local", "share", "lading")
 }
 
-// Open opens the store at root, creating its directories when missing, and
-// removes stale temp files left behind by crashed processes.
+// Open opens the store at root ("" means DefaultRoot), creating its
+// directories when missing, and removes stale temp files left behind by
+// crashed processes. Its errors name the root.
 func Open(root string) (*Store, error) {
+	if root == "" {
+		root = DefaultRoot()
+	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
@@ -52,16 +56,16 @@ func Open(root string) (*Store, error) {
 	// (0700). Roots of older versions were 0755 with 0644 files; the
 	// first Open tightens them.
 	if err := atomicfile.Private(abs, ".", filepath.Join("blobs", "sha256")); err != nil {
-		return nil, fmt.Errorf("opening store: %w", err)
+		return nil, fmt.Errorf("opening store %s: %w", abs, err)
 	}
 	for _, d := range []string{s.Path("blobs", "sha256"), s.Path("tmp"), s.Path("locks")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("opening store: %w", err)
+			return nil, fmt.Errorf("opening store %s: %w", abs, err)
 		}
 	}
 	// Builds mount snapshots under tmp: no other user may walk in.
 	if err := os.Chmod(s.Path("tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("opening store: %w", err)
+		return nil, fmt.Errorf("opening store %s: %w", abs, err)
 	}
 	s.removeStaleTemps(time.Now().Add(-staleTemp))
 	return s, nil

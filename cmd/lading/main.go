@@ -99,12 +99,5 @@ func newRootCmd() *cobra.Command {
 // openStore opens the state directory of --root.
 func openStore(cmd *cobra.Command) (*store.Store, error) {
 	root, _ := cmd.Flags().GetString("root")
-	if root == "" {
-		root = store.DefaultRoot()
-	}
-	st, err := store.Open(root)
-	if err != nil {
-		return nil, fmt.Errorf("opening store %s: %w", root, err)
-	}
-	return st, nil
+	return store.Open(root)
 }
