@@ -96,7 +96,7 @@ func (b *build) netns(ctx context.Context) (*runtime.Netns, error) {
 		return nil, fmt.Errorf("setting up the build's network: %w", err)
 	}
 	if n.Offline() {
-		b.rep.Log("warning: this machine has no network route: RUN steps get loopback only")
+		b.rep.Log("warning: %s: RUN steps get loopback only", n.OfflineReason())
 	}
 	b.net = n
 	return n, nil

@@ -42,8 +42,10 @@ const netnsReadyTimeout = 30 * time.Second
 // from the namespace to the host.
 //
 // Where this process's namespace has no default route (an offline
-// machine), pasta would have no interface to use: the namespace then has
-// only loopback (Offline reports it), as with NetworkNone.
+// machine), pasta would have no interface to use, and where /dev/net/tun
+// cannot be opened (rootless, when it is not mode 0666) pasta cannot
+// work: the namespace then has only loopback (Offline reports it), as
+// with NetworkNone.
 //
 // One Netns is made per build and shared by its containers, which join it
 // with setns(2); that costs microseconds per container, where a namespace
@@ -57,8 +59,9 @@ type Netns struct {
 	cmd    *exec.Cmd
 	stderr *tailBuffer
 	exited chan struct{} // closed once pasta has exited and was reaped
-	// offline is set when the host has no route out and no pasta runs.
-	offline bool
+	// offline says why no pasta runs, when the host has no route out
+	// or pasta could not open its tun device.
+	offline string
 
 	closeOnce sync.Once
 }
@@ -66,7 +69,14 @@ type Netns struct {
 // NewNetns makes a private network namespace and starts pasta for it. It
 // returns an error wrapping ErrNoNetworkHelper when pasta is missing.
 func NewNetns(ctx context.Context) (*Netns, error) {
-	offline := !hostRouted()
+	var why string
+	switch {
+	case !hostRouted():
+		why = "this machine has no network route"
+	case !tunUsable():
+		why = "/dev/net/tun cannot be opened (rootless, it must be mode 0666, as Debian's udev makes it)"
+	}
+	offline := why != ""
 	bin, err := exec.LookPath(pastaBin)
 	if err != nil && !offline {
 		return nil, ErrNoNetworkHelper
@@ -77,7 +87,7 @@ func NewNetns(ctx context.Context) (*Netns, error) {
 	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
 	resolv, forward := privateResolvConf(string(hostResolv))
-	n := &Netns{ns: ns, resolv: resolv, stderr: &tailBuffer{max: 4096}, exited: make(chan struct{}), offline: offline}
+	n := &Netns{ns: ns, resolv: resolv, stderr: &tailBuffer{max: 4096}, exited: make(chan struct{}), offline: why}
 	if offline {
 		return n, nil
 	}
@@ -179,12 +189,27 @@ func (n *Netns) Close() error {
 
 // Offline reports that the host had no route out when n was made: its
 // containers get loopback only.
-func (n *Netns) Offline() bool { return n.offline }
+func (n *Netns) Offline() bool { return n.offline != "" }
+
+// OfflineReason says why the namespace has only loopback, or is empty.
+func (n *Netns) OfflineReason() string { return n.offline }
+
+// tunUsable reports whether pasta will be able to open /dev/net/tun.
+// Rootless, the device's owner (root) is not mapped, so only its
+// permissions for others count.
+func tunUsable() bool {
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
 
 // check returns an error when pasta has exited: the namespace has no
 // connectivity any more.
 func (n *Netns) check() error {
-	if n.offline {
+	if n.Offline() {
 		return nil
 	}
 	select {
@@ -197,8 +222,8 @@ func (n *Netns) check() error {
 
 // newNetNamespace creates a network namespace with lo up and returns a
 // descriptor that holds it. It works on a locked thread that returns to
-// this process's namespace afterwards (or, should that fail, ends with its
-// goroutine).
+// this process's namespace afterwards or, where it cannot (rootless),
+// ends with its goroutine.
 func newNetNamespace() (*os.File, error) {
 	type result struct {
 		ns  *os.File
@@ -216,10 +241,10 @@ func newNetNamespace() (*os.File, error) {
 		defer orig.Close()
 		ns, err := enterNewNetns()
 		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
-			if ns != nil {
-				ns.Close()
-			}
-			ch <- result{err: fmt.Errorf("returning to the host namespace: %w", serr)}
+			// Rootless, the host's namespace belongs to a user namespace
+			// where lading has no capabilities: the thread cannot go
+			// back, and Go ends it with this goroutine, still locked.
+			ch <- result{ns, err}
 			return
 		}
 		goruntime.UnlockOSThread()

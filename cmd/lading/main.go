@@ -25,6 +25,9 @@ func main() {
 }
 
 func run() int {
+	if code, reexeced := enterUserNamespace(); reexeced {
+		return code
+	}
 	if code, reexeced := enterMountNamespace(); reexeced {
 		return code
 	}
@@ -90,6 +93,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().Bool("rootless", false, "build in a user namespace as when not root (the default for other users)")
 	root.PersistentFlags().String("root", "", "state directory (default /var/lib/lading for root, $XDG_DATA_HOME/lading otherwise)")
 	root.AddCommand(newBuildCmd(), newImagesCmd(), newPruneCmd(), newDuCmd(), newCheckCmd(), newCacheCmd(), newVersionCmd(),
 		newPullCmd(), newPushCmd(), newTagCmd(), newRmiCmd(), newLoadCmd(), newSaveCmd(), newInspectCmd(), newLoginCmd(), newLogoutCmd())
@@ -99,5 +103,8 @@ func newRootCmd() *cobra.Command {
 // openStore opens the state directory of --root.
 func openStore(cmd *cobra.Command) (*store.Store, error) {
 	root, _ := cmd.Flags().GetString("root")
+	if root == "" {
+		root = defaultRoot()
+	}
 	return store.Open(root)
 }

@@ -27,22 +27,49 @@ func enterMountNamespace() (int, bool) {
 	if os.Geteuid() != 0 || os.Getenv(mountNSEnv) != "" {
 		return 0, false
 	}
-	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
-	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), mountNSEnv+"=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd := selfCommand(mountNSEnv + "=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Unshareflags: syscall.CLONE_NEWNS,
 		Pdeathsig:    syscall.SIGKILL,
 	}
+	code, err := runChild(cmd, nil)
+	if err != nil {
+		// No namespace to be had: build in this one.
+		return 0, false
+	}
+	return code, true
+}
+
+// selfCommand is lading again, with the same arguments and standard
+// streams, and env added to its environment.
+func selfCommand(env ...string) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	return cmd
+}
+
+// runChild starts cmd, calls started (when not nil) with its pid, forwards
+// the signals that end lading to it, and returns its exit code (128+signal
+// when killed, reported unless the signal was forwarded). An error means
+// cmd did not start, or started returned it (then the child is killed and
+// reaped).
+func runChild(cmd *exec.Cmd, started func(pid int) error) (int, error) {
 	// Pdeathsig follows the thread that started the child: keep it.
 	goruntime.LockOSThread()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
-		// No namespace to be had: build in this one.
-		signal.Stop(sigs)
-		return 0, false
+		return 0, err
+	}
+	if started != nil {
+		if err := started(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, err
+		}
 	}
 	forwarded := make(chan os.Signal, 4)
 	go func() {
@@ -55,19 +82,18 @@ func enterMountNamespace() (int, bool) {
 		}
 	}()
 	err := cmd.Wait()
-	signal.Stop(sigs)
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			reportKilled(os.Stderr, ws.Signal(), forwarded)
-			return 128 + int(ws.Signal()), true
+			return 128 + int(ws.Signal()), nil
 		}
-		return exit.ExitCode(), true
+		return exit.ExitCode(), nil
 	}
 	if err != nil {
-		return 1, true
+		return 1, nil
 	}
-	return 0, true
+	return 0, nil
 }
 
 // reportKilled says that the re-executed lading died from sig, unless
