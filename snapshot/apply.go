@@ -353,7 +353,7 @@ func (a *applier) mkdirOpaque(fd int, name string, opaque bool, mode uint32) err
 		return err
 	}
 	if opaque {
-		if err := unix.Lsetxattr(procPath(fd, name), opaqueXattr, []byte("y"), 0); err != nil {
+		if err := unix.Lsetxattr(procPath(fd, name), overlayXattr("opaque"), []byte("y"), 0); err != nil {
 			return fmt.Errorf("marking %s opaque: %w", name, err)
 		}
 	}
@@ -606,7 +606,7 @@ func (a *applier) setMeta(fd int, name, rel string, hdr *tar.Header) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		x := strings.TrimPrefix(k, paxXattrPrefix)
-		if strings.HasPrefix(x, overlayXattrPrefix) || x == "" {
+		if isOverlayXattr(x) || x == "" {
 			continue
 		}
 		if err := unix.Lsetxattr(procPath(fd, name), x, []byte(hdr.PAXRecords[k]), 0); err != nil {
@@ -690,7 +690,7 @@ func (a *applier) opaque(dirRel string) error {
 		return nil
 	}
 	if dir != "" {
-		if err := unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0); err != nil {
+		if err := unix.Fsetxattr(fd, overlayXattr("opaque"), []byte("y"), 0); err != nil {
 			return fmt.Errorf("marking %q opaque: %w", dir, err)
 		}
 		return nil

@@ -247,7 +247,7 @@ func (lw *layerWriter) walk(root, rel string, overlay bool) error {
 			continue
 		}
 		if overlay {
-			if _, err := getXattr(full, redirectXattr); err == nil {
+			if _, err := getXattr(full, overlayXattr("redirect")); err == nil {
 				return fmt.Errorf("directory %q was renamed with redirect_dir, which a layer cannot express", c.rel)
 			}
 			if hasOpaque(full) {

@@ -12,9 +12,6 @@ import (
 )
 
 const (
-	overlayXattrPrefix = "trusted.overlay."
-	opaqueXattr        = "trusted.overlay.opaque"
-	redirectXattr      = "trusted.overlay.redirect"
 	paxXattrPrefix     = "SCHILY.xattr."
 	whiteoutPrefix     = ".wh."
 	whiteoutMetaPrefix = ".wh..wh."
@@ -27,10 +24,41 @@ func isWhiteout(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
 
+// Overlayfs keeps its own attributes (opaque, redirect, ...) in
+// trusted.overlay.*, or in user.overlay.* when mounted with the userxattr
+// option, as it must be in a user namespace (rootless mode), where
+// trusted.* is out of reach. userxattr is set in a user namespace.
+var userxattr = inUserNamespace()
+
+// overlayXattr is the name of overlayfs' attribute name.
+func overlayXattr(name string) string {
+	if userxattr {
+		return "user.overlay." + name
+	}
+	return "trusted.overlay." + name
+}
+
+// isOverlayXattr reports whether n is an attribute of overlayfs (in
+// either namespace), which never goes into a layer nor comes from one.
+func isOverlayXattr(n string) bool {
+	return strings.HasPrefix(n, "trusted.overlay.") || strings.HasPrefix(n, "user.overlay.")
+}
+
+// inUserNamespace reports whether this process runs in a user namespace
+// other than the initial one, whose map covers every id.
+func inUserNamespace() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) != 3 || f[0] != "0" || f[1] != "0" || f[2] != "4294967295"
+}
+
 func isDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
 // xattrs returns the extended attributes of path (not following a final
-// symlink), sorted by name, leaving out trusted.overlay.*.
+// symlink), sorted by name, leaving out overlayfs' own.
 func xattrs(path string) ([]xattr, error) {
 	names, err := listXattrs(path)
 	if err != nil {
@@ -38,7 +66,7 @@ func xattrs(path string) ([]xattr, error) {
 	}
 	var out []xattr
 	for _, n := range names {
-		if strings.HasPrefix(n, overlayXattrPrefix) {
+		if isOverlayXattr(n) {
 			continue
 		}
 		v, err := getXattr(path, n)
@@ -109,7 +137,7 @@ func getXattr(path, name string) ([]byte, error) {
 // hasOpaque reports whether the directory at path carries the overlay
 // opaque marker.
 func hasOpaque(path string) bool {
-	v, err := getXattr(path, opaqueXattr)
+	v, err := getXattr(path, overlayXattr("opaque"))
 	return err == nil && string(v) == "y"
 }
 

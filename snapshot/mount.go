@@ -20,6 +20,22 @@ import (
 // turned into a layer by walking it alone.
 var overlayDefaults = []string{"index=off", "redirect_dir=off", "metacopy=off"}
 
+// overlayOptions are overlayDefaults and extra. In a user namespace they
+// add userxattr, and redirects are not followed either (lading never
+// makes them; overlayfs refuses to follow them with userxattr).
+func overlayOptions(extra ...string) []string {
+	opts := append([]string{}, overlayDefaults...)
+	if userxattr {
+		for i, o := range opts {
+			if o == "redirect_dir=off" {
+				opts[i] = "redirect_dir=nofollow"
+			}
+		}
+		opts = append(opts, "userxattr")
+	}
+	return append(opts, extra...)
+}
+
 // MountAll mounts mounts, in order, at target. Type "bind" is a recursive
 // bind mount of Source; "overlay" mounts overlayfs, passing each lowerdir
 // separately to the kernel when it supports that (Linux 6.8), so any number
@@ -396,8 +412,7 @@ func OverlaySupported(dir string) (err error) {
 	if err := os.WriteFile(p("l2/f"), []byte("x"), 0o644); err != nil {
 		return fmt.Errorf("probing overlay support: %w", err)
 	}
-	opts := append(append([]string{}, overlayDefaults...),
-		"lowerdir="+p("l1")+":"+p("l2"), "upperdir="+p("upper"), "workdir="+p("work"))
+	opts := overlayOptions("lowerdir="+p("l1")+":"+p("l2"), "upperdir="+p("upper"), "workdir="+p("work"))
 	if err := MountAll([]Mount{{Type: "overlay", Source: "overlay", Options: opts}}, p("merged")); err != nil {
 		return fmt.Errorf("probing overlay support: %w", err)
 	}

@@ -63,14 +63,13 @@ func (o *overlaySnapshotter) mounts(r record) []Mount {
 		case 1:
 			return []Mount{bindMount(lowers[0], true)}
 		}
-		opts := append(append([]string{"ro"}, overlayDefaults...), "lowerdir="+strings.Join(lowers, ":"))
+		opts := append([]string{"ro"}, overlayOptions("lowerdir="+strings.Join(lowers, ":"))...)
 		return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
 	}
 	if len(lowers) == 0 {
 		return []Mount{bindMount(o.st.fsDir(r.ID), false)}
 	}
-	opts := append(append([]string{}, overlayDefaults...),
-		"lowerdir="+strings.Join(lowers, ":"),
+	opts := overlayOptions("lowerdir="+strings.Join(lowers, ":"),
 		"upperdir="+o.st.fsDir(r.ID),
 		"workdir="+o.st.workDir(r.ID))
 	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}

@@ -336,7 +336,7 @@ func checkLayer(t *testing.T, hdrs []*tar.Header) {
 			t.Errorf("%s: sub-second mtime", h.Name)
 		}
 		for k := range h.PAXRecords {
-			if !strings.HasPrefix(k, paxXattrPrefix) || strings.HasPrefix(k, paxXattrPrefix+overlayXattrPrefix) {
+			if !strings.HasPrefix(k, paxXattrPrefix) || isOverlayXattr(strings.TrimPrefix(k, paxXattrPrefix)) {
 				t.Errorf("%s: PAX record %s", h.Name, k)
 			}
 		}
