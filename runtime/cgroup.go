@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/userns"
 )
 
 // cpuPeriod is the CFS period in microseconds used for CPU limits.
@@ -64,9 +67,14 @@ func newCgroup(l Limits) (cg *cgroup, err error) {
 	}()
 	files := limitFilesV1(l)
 	if own.useV1(files) {
-		return cg, cg.createV1(own, name, files)
+		err = cg.createV1(own, name, files)
+	} else {
+		err = cg.createV2(own, name, limitFilesV2(l))
 	}
-	return cg, cg.createV2(own, name, limitFilesV2(l))
+	if errors.Is(err, fs.ErrPermission) && userns.Inside() {
+		err = fmt.Errorf("%w (rootless, limits need a cgroup v2 subtree delegated to you, e.g. systemd-run --user --scope -p Delegate=yes lading build ...; cgroup v1 cannot be delegated)", err)
+	}
+	return cg, err
 }
 
 func randomID() (string, error) {

@@ -154,8 +154,22 @@ func bindDevice(dev, name string) error {
 	return mount("/dev/"+name, target, "", unix.MS_BIND, "")
 }
 
+// mountSys mounts a read-only sysfs. Rootless in the host's network
+// namespace (owned by the host's user namespace) a new sysfs is refused:
+// the host's /sys is bound instead, read-only at the top; below it, the
+// files of the host's root are out of reach in the user namespace anyway.
 func mountSys(root string) error {
-	return mount("sysfs", root+"/sys", "sysfs", sysFlags, "")
+	err := unix.Mount("sysfs", root+"/sys", "sysfs", sysFlags, "")
+	if errors.Is(err, unix.EPERM) {
+		if err := mount("/sys", root+"/sys", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		return mount("", root+"/sys", "", unix.MS_BIND|unix.MS_REMOUNT|sysFlags, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mounting %s: %w", root+"/sys", err)
+	}
+	return nil
 }
 
 // maskPaths covers files with /dev/null and directories with an empty

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/userns"
 )
 
 const (
@@ -28,7 +30,7 @@ func isWhiteout(st *unix.Stat_t) bool {
 // trusted.overlay.*, or in user.overlay.* when mounted with the userxattr
 // option, as it must be in a user namespace (rootless mode), where
 // trusted.* is out of reach. userxattr is set in a user namespace.
-var userxattr = inUserNamespace()
+var userxattr = userns.Inside()
 
 // overlayXattr is the name of overlayfs' attribute name.
 func overlayXattr(name string) string {
@@ -42,17 +44,6 @@ func overlayXattr(name string) string {
 // either namespace), which never goes into a layer nor comes from one.
 func isOverlayXattr(n string) bool {
 	return strings.HasPrefix(n, "trusted.overlay.") || strings.HasPrefix(n, "user.overlay.")
-}
-
-// inUserNamespace reports whether this process runs in a user namespace
-// other than the initial one, whose map covers every id.
-func inUserNamespace() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b))
-	return len(f) != 3 || f[0] != "0" || f[1] != "0" || f[2] != "4294967295"
 }
 
 func isDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
