@@ -11,6 +11,8 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/userns"
 )
 
 // owner is a numeric uid and gid.
@@ -380,16 +382,19 @@ func setTime(dir *os.File, name string, mtime time.Time) error {
 // fchown changes the owner; an unprivileged process cannot, and then keeps
 // its own (tests run without root).
 func fchown(f *os.File, o owner) error {
-	return permitted(unix.Fchown(int(f.Fd()), o.uid, o.gid))
+	return permitted(unix.Fchown(int(f.Fd()), o.uid, o.gid), o)
 }
 
 func lchownAt(dir *os.File, name string, o owner) error {
-	return permitted(unix.Fchownat(int(dir.Fd()), name, o.uid, o.gid, unix.AT_SYMLINK_NOFOLLOW))
+	return permitted(unix.Fchownat(int(dir.Fd()), name, o.uid, o.gid, unix.AT_SYMLINK_NOFOLLOW), o)
 }
 
-func permitted(err error) error {
+func permitted(err error, o owner) error {
 	if errors.Is(err, unix.EPERM) && os.Geteuid() != 0 {
 		return nil
+	}
+	if errors.Is(err, unix.EINVAL) && userns.Inside() {
+		return fmt.Errorf("owner %d:%d is not mapped in lading's user namespace (rootless: give your user ranges in /etc/subuid and /etc/subgid): %w", o.uid, o.gid, err)
 	}
 	return err
 }

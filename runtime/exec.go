@@ -149,7 +149,7 @@ func switchUser(u passwd.User, caps uint64) error {
 	if groups == nil {
 		groups = []int{}
 	}
-	if err := unix.Setgroups(groups); err != nil {
+	if err := unix.Setgroups(groups); err != nil && !(len(groups) == 0 && setgroupsDenied()) {
 		return fmt.Errorf("setting supplementary groups: %w", err)
 	}
 	if err := setresid(unix.SYS_SETRESGID, u.GID); err != nil {
@@ -178,4 +178,12 @@ func setresid(trap uintptr, id int) error {
 		return errno
 	}
 	return nil
+}
+
+// setgroupsDenied reports whether setgroups(2) is denied in this user
+// namespace, as in rootless mode with only the caller's own ids mapped:
+// the caller's groups then stay, unmapped, and cannot be dropped.
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }

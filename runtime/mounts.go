@@ -133,9 +133,15 @@ func mountDev(root string) error {
 			return err
 		}
 	}
-	if err := mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC,
-		"newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
-		return err
+	const ptsOpts = "newinstance,ptmxmode=0666,mode=0620"
+	err := unix.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts+",gid=5")
+	if errors.Is(err, unix.EINVAL) {
+		// Rootless with only the caller's own ids mapped, group tty
+		// (5) does not exist.
+		err = unix.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts)
+	}
+	if err != nil {
+		return fmt.Errorf("mounting %s: %w", dev+"/pts", err)
 	}
 	if err := mount("shm", dev+"/shm", "tmpfs", procFlags, "mode=1777,size=65536k"); err != nil {
 		return err

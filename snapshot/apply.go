@@ -587,7 +587,11 @@ func (a *applier) copyUp(fd int, rel, name string) (*unix.Stat_t, error) {
 func (a *applier) setMeta(fd int, name, rel string, hdr *tar.Header) error {
 	isLink := hdr.Typeflag == tar.TypeSymlink
 	if !a.opts.NoChown {
-		if err := unix.Fchownat(fd, name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		err := unix.Fchownat(fd, name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.EINVAL) && userxattr {
+			return fmt.Errorf("setting owner %d:%d: not mapped in lading's user namespace (rootless: give your user ranges in /etc/subuid and /etc/subgid): %w", hdr.Uid, hdr.Gid, err)
+		}
+		if err != nil {
 			return fmt.Errorf("setting owner: %w", err)
 		}
 	}

@@ -70,11 +70,6 @@ func enterUserNamespace() (int, bool) {
 		fmt.Fprintf(os.Stderr, "lading: rootless mode: reading subordinate ids: %v\n", err)
 		return 1, true
 	}
-	if maps.Single {
-		fmt.Fprintf(os.Stderr, "lading: warning: /etc/subuid or /etc/subgid has no range for uid %d: mapping only your own ids, "+
-			"so files owned by other users (in base images, COPY --chown, RUN as another USER) cannot be created; "+
-			"add ranges (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER) for builds identical to root's\n", os.Getuid())
-	}
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lading: rootless mode: %v\n", err)
@@ -89,6 +84,11 @@ func enterUserNamespace() (int, bool) {
 	}
 	code, err := runChild(cmd, func(pid int) error {
 		syncR.Close()
+		if maps.Single {
+			fmt.Fprintf(os.Stderr, "lading: warning: /etc/subuid or /etc/subgid has no range for uid %d: mapping only your own ids, "+
+				"so files owned by other users (in base images, COPY --chown, RUN as another USER) cannot be created; "+
+				"add ranges (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER) for builds identical to root's\n", os.Getuid())
+		}
 		if err := maps.Apply(pid); err != nil {
 			return fmt.Errorf("rootless mode: mapping ids: %w", err)
 		}
