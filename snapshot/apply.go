@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/userns"
 )
 
 // ApplyOptions tune ApplyDir.
@@ -588,7 +590,7 @@ func (a *applier) setMeta(fd int, name, rel string, hdr *tar.Header) error {
 	isLink := hdr.Typeflag == tar.TypeSymlink
 	if !a.opts.NoChown {
 		err := unix.Fchownat(fd, name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, unix.EINVAL) && userxattr {
+		if errors.Is(err, unix.EINVAL) && userns.Inside() {
 			return fmt.Errorf("setting owner %d:%d: not mapped in lading's user namespace (rootless: give your user ranges in /etc/subuid and /etc/subgid): %w", hdr.Uid, hdr.Gid, err)
 		}
 		if err != nil {
