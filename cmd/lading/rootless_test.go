@@ -100,6 +100,30 @@ func newRootlessHome(t *testing.T, uid, gid int) *rootlessHome {
 	return h
 }
 
+// context makes a build context readable by the test user with files
+// and a static busybox.
+func (h *rootlessHome) context(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(h.dir, "ctx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, files)
+	bb, err := os.ReadFile(testutil.Busybox)
+	if err != nil {
+		t.Skip("busybox-static is not installed")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{h.dir, dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // lading runs the CLI as the test user, with its own home, data and
 // runtime directories.
 func (h *rootlessHome) lading(t *testing.T, env []string, args ...string) result {
@@ -149,18 +173,8 @@ RUN echo hi > /tmp/by-app && id -u > /tmp/uid
 func TestRootlessBuildMatchesRoot(t *testing.T) {
 	uid, gid := rootlessAccount(t)
 	h := newRootlessHome(t, uid, gid)
-	ctxDir := filepath.Join(h.dir, "ctx")
-	writeFiles(t, ctxDir, map[string]string{"Recipe": rootlessRecipe, "greet.txt": "hello\n"})
-	bb, err := os.ReadFile(testutil.Busybox)
-	if err != nil {
-		t.Skip("busybox-static is not installed")
-	}
-	if err := os.WriteFile(filepath.Join(ctxDir, "busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(h.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	testutil.CheckNoMounts(t, h.dir)
+	ctxDir := h.context(t, map[string]string{"Recipe": rootlessRecipe, "greet.txt": "hello\n"})
 	epoch := "SOURCE_DATE_EPOCH=1700000000"
 
 	rootOut := filepath.Join(t.TempDir(), "root.tar")
@@ -187,7 +201,6 @@ func TestRootlessBuildMatchesRoot(t *testing.T) {
 		t.Errorf("rootless OCI tarball (%d bytes) differs from root's (%d bytes)", len(b), len(a))
 	}
 	writtenOutside(t, h)
-	testutil.CheckNoMounts(t, h.dir)
 }
 
 // checkOwners looks into the layers of an OCI tarball for the owners
@@ -282,5 +295,156 @@ func writtenOutside(t *testing.T, h *rootlessHome) {
 			}
 			return nil
 		})
+	}
+}
+
+// busyboxBase is the start of the recipes below: busybox with its applets.
+const busyboxBase = `FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+`
+
+// TestRootlessRunIsolation: a rootless RUN has the isolation of root
+// mode (its own pid, uts, ipc, mount and network namespaces, seccomp) in
+// the user namespace, root there being the test user outside; the
+// default network is pasta's where /dev/net/tun allows, loopback only
+// with a warning where not; the host's network gets the host's /sys.
+func TestRootlessRunIsolation(t *testing.T) {
+	uid, gid := rootlessAccount(t)
+	h := newRootlessHome(t, uid, gid)
+	testutil.CheckNoMounts(t, h.dir)
+	ctxDir := h.context(t, map[string]string{"Recipe": busyboxBase + `RUN echo "uidmap $(cat /proc/self/uid_map)"; \
+    echo "pid1 $(cat /proc/1/cmdline | tr '\0' ' ')"; echo "hostname $(hostname)"; \
+    grep -E '^(Seccomp|CapEff):' /proc/self/status; \
+    echo "ipc $(readlink /proc/self/ns/ipc)"; echo "mnt $(readlink /proc/self/ns/mnt)"; \
+    echo "net $(ls /sys/class/net | tr '\n' ' ')"; ip route | sed 's/^/route /'
+`})
+	self := func(ns string) string {
+		l, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		r := h.lading(t, nil, append([]string{"build", "--progress", "plain", "--no-cache"}, append(args, ctxDir)...)...)
+		if r.code != 0 {
+			t.Fatalf("rootless build %v: %d\n%s", args, r.code, r.stderr)
+		}
+		return r.stdout + r.stderr, r.stderr
+	}
+	tun, err := os.Stat("/dev/net/tun")
+	if err != nil {
+		t.Skipf("no /dev/net/tun: %v", err)
+	}
+	mode := tun.Mode().Perm()
+	t.Cleanup(func() { os.Chmod("/dev/net/tun", mode) })
+
+	// Debian without udev leaves /dev/net/tun 0600: loopback only.
+	if err := os.Chmod("/dev/net/tun", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr := run()
+	if !strings.Contains(strings.Join(strings.Fields(out), " "), "uidmap 0 "+strconv.Itoa(uid)+" 1 ") {
+		t.Errorf("root in the RUN step is not the test user outside:\n%s", out)
+	}
+	for _, want := range []string{
+		"pid1 /bin/sh -c ",
+		"Seccomp:\t2",
+		"net lo \n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr, "/dev/net/tun cannot be opened") {
+		t.Errorf("no warning about /dev/net/tun:\n%s", stderr)
+	}
+	if strings.Contains(out, "hostname "+mustHostname(t)+"\n") {
+		t.Errorf("the RUN step has the host's hostname:\n%s", out)
+	}
+	for _, ns := range []string{"ipc", "mnt"} {
+		if strings.Contains(out, ns+" "+self(ns)) {
+			t.Errorf("the RUN step shares the host's %s namespace", ns)
+		}
+	}
+	if strings.Contains(out, "CapEff:\t0000000000000000") {
+		t.Errorf("root in the RUN step has no capabilities in its namespace:\n%s", out)
+	}
+
+	// With the mode udev gives it, pasta connects the namespace.
+	if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ = run(); !strings.Contains(out, "route default via") {
+		t.Errorf("no default route through pasta:\n%s", out)
+	}
+	out, _ = run("--network", "host", "--allow", "network.host")
+	if strings.Contains(out, "net lo \n") || !strings.Contains(out, "route default") {
+		t.Errorf("--network host: not the host's interfaces:\n%s", out)
+	}
+}
+
+func mustHostname(t *testing.T) string {
+	t.Helper()
+	n, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRootlessWithoutRanges: a user without /etc/subuid ranges builds
+// with its own ids only, warned; an owner it cannot map is an error that
+// says why.
+func TestRootlessWithoutRanges(t *testing.T) {
+	testutil.RequireRoot(t)
+	const name = "ladingnosubid"
+	u, err := user.Lookup(name)
+	if err != nil {
+		if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+			t.Fatalf("useradd: %v: %s", err, out)
+		}
+		if u, err = user.Lookup(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if r, _ := runtime.SubIDRanges("/etc/subuid", name, uid); len(r) > 0 {
+		t.Skipf("%s has subordinate uids", name)
+	}
+	h := newRootlessHome(t, uid, gid)
+	ctxDir := h.context(t, map[string]string{"Recipe": busyboxBase + "RUN echo hi > /x\n"})
+	r := h.lading(t, nil, "build", ctxDir)
+	if r.code != 0 {
+		t.Fatalf("build: %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warning: /etc/subuid or /etc/subgid has no range") {
+		t.Errorf("no warning about the single-id mapping:\n%s", r.stderr)
+	}
+	writeFiles(t, ctxDir, map[string]string{"Recipe": busyboxBase + "COPY --chown=1000:1000 busybox /b\n"})
+	r = h.lading(t, nil, "build", ctxDir)
+	if want := "Recipe:4: COPY: copying busybox to /b: owner 1000:1000 is not mapped"; r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("build with --chown: %d, want 1 and %q:\n%s", r.code, want, r.stderr)
+	}
+}
+
+// TestRootlessNoUserNamespace: where user namespaces are forbidden,
+// lading stops at once and names the setting.
+func TestRootlessNoUserNamespace(t *testing.T) {
+	testutil.RequireRoot(t)
+	unshare := testutil.RequireTool(t, "unshare")
+	// The limit is per user namespace: zero in a throwaway one.
+	cmd := exec.Command(unshare, "--user", "--map-root-user", "sh", "-c",
+		`echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" --rootless build "$1"`, os.Args[0], t.TempDir())
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1\n%s", err, out)
+	}
+	if want := "rootless mode needs a user namespace, but user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0"; !strings.Contains(string(out), want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 }
