@@ -495,8 +495,15 @@ func (s *stage) secretMount(m *runMounts, mt *parser.Mount) error {
 	return nil
 }
 
-// secretDir is a memory-backed directory for secret files.
+// secretDir is a memory-backed directory for secret files: the user's
+// runtime directory where there is one (rootless, the only place besides
+// the store lading writes to), else /dev/shm.
 func secretDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			return d
+		}
+	}
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
 		return "/dev/shm"
 	}

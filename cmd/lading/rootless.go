@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -130,6 +131,17 @@ func inUserNamespace() {
 		os.Exit(1)
 	}
 	os.Unsetenv(parentEnv)
+	// Temporary files (downloads, Git checkouts) go to the user's
+	// runtime directory, or under its store, never to a shared /tmp.
+	tmp := filepath.Join(defaultRoot(), "run")
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		tmp = filepath.Join(d, "lading")
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		fmt.Fprintf(os.Stderr, "lading: rootless mode: %v\n", err)
+		os.Exit(1)
+	}
+	os.Setenv("TMPDIR", tmp)
 	// The kernel already keeps mounts made here from reaching the
 	// caller's namespace (shared mounts became slaves); private also
 	// keeps the caller's later mounts out.

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lading-build/lading/internal/testutil"
 	"github.com/lading-build/lading/runtime"
@@ -135,7 +138,6 @@ func (h *rootlessHome) lading(t *testing.T, env []string, args ...string) result
 		"HOME=" + filepath.Join(h.dir, "home"),
 		"XDG_DATA_HOME=" + filepath.Join(h.dir, "data"),
 		"XDG_RUNTIME_DIR=" + filepath.Join(h.dir, "run"),
-		"TMPDIR=" + filepath.Join(h.dir, "run"),
 	}, env...)
 	cmd.Dir = filepath.Join(h.dir, "home")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(h.uid), Gid: uint32(h.gid)}}
@@ -163,7 +165,7 @@ RUN mkdir -p /etc /data/dir /tmp && chmod 1777 /tmp && \
 COPY --chown=1000:1000 greet.txt /home/app/greet.txt
 RUN rm /data/gone && rm -rf /data/dir && mkdir /data/dir && echo new > /data/dir/new && chown 1000:1000 /data/dir
 USER app
-RUN echo hi > /tmp/by-app && id -u > /tmp/uid
+RUN --mount=type=secret,id=s,uid=1000 test "$(cat /run/secrets/s)" = secret && echo hi > /tmp/by-app && id -u > /tmp/uid
 `
 
 // TestRootlessBuildMatchesRoot builds the same recipe as root and as an
@@ -174,17 +176,19 @@ func TestRootlessBuildMatchesRoot(t *testing.T) {
 	uid, gid := rootlessAccount(t)
 	h := newRootlessHome(t, uid, gid)
 	testutil.CheckNoMounts(t, h.dir)
-	ctxDir := h.context(t, map[string]string{"Recipe": rootlessRecipe, "greet.txt": "hello\n"})
+	watchStray(t, h)
+	ctxDir := h.context(t, map[string]string{"Recipe": rootlessRecipe, "greet.txt": "hello\n", "secret": "secret"})
 	epoch := "SOURCE_DATE_EPOCH=1700000000"
 
+	secret := "--secret=id=s,src=" + filepath.Join(ctxDir, "secret")
 	rootOut := filepath.Join(t.TempDir(), "root.tar")
-	r := ladingEnv(t, []string{epoch}, "--root", t.TempDir(), "build", "--output", "type=oci,dest="+rootOut, ctxDir)
+	r := ladingEnv(t, []string{epoch}, "--root", t.TempDir(), "build", secret, "--output", "type=oci,dest="+rootOut, ctxDir)
 	if r.code != 0 {
 		t.Fatalf("root build: %d\n%s", r.code, r.stderr)
 	}
 
 	userOut := filepath.Join(h.dir, "out", "user.tar")
-	r = h.lading(t, []string{epoch}, "build", "--output", "type=oci,dest="+userOut, ctxDir)
+	r = h.lading(t, []string{epoch}, "build", secret, "--output", "type=oci,dest="+userOut, ctxDir)
 	if r.code != 0 {
 		t.Fatalf("rootless build: %d\n%s", r.code, r.stderr)
 	}
@@ -270,15 +274,69 @@ func layerOwners(t *testing.T, r io.Reader) map[string]string {
 	}
 }
 
+// strayDirs are where a stray write would land.
+var strayDirs = []string{os.TempDir(), "/var/tmp", "/dev/shm", "/run"}
+
+// ours reports whether id is the test user's or one of its subordinate
+// ids.
+func (h *rootlessHome) ours(id uint32) bool {
+	return int(id) == h.uid || (id >= rootlessSubStart && id < rootlessSubStart+rootlessSubCount)
+}
+
+// watchStray watches strayDirs for entries the test user creates while
+// the test runs (even ones removed again soon, as long as they exist
+// when the event is read), and fails the test for each at its end.
+func watchStray(t *testing.T, h *rootlessHome) {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[int32]string{}
+	for _, d := range strayDirs {
+		if wd, err := unix.InotifyAddWatch(fd, d, unix.IN_CREATE|unix.IN_MOVED_TO); err == nil {
+			dirs[int32(wd)] = d
+		}
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	var stray []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+				p := filepath.Join(dirs[ev.Wd], name)
+				var st unix.Stat_t
+				if unix.Lstat(p, &st) == nil && (h.ours(st.Uid) || h.ours(st.Gid)) && p != h.dir {
+					stray = append(stray, p)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		f.Close()
+		<-done
+		for _, p := range stray {
+			t.Errorf("rootless build wrote %s", p)
+		}
+	})
+}
+
 // writtenOutside fails the test for any file owned by the test user or
-// its subordinate ids in the places a stray write would land (temp
-// directories, /run, /dev/shm), outside the test user's own directory.
+// its subordinate ids left in strayDirs, outside the test user's own
+// directory.
 func writtenOutside(t *testing.T, h *rootlessHome) {
 	t.Helper()
-	ours := func(id uint32) bool {
-		return int(id) == h.uid || (id >= rootlessSubStart && id < rootlessSubStart+rootlessSubCount)
-	}
-	for _, top := range []string{os.TempDir(), "/var/tmp", "/dev/shm", "/run"} {
+	ours := h.ours
+	for _, top := range strayDirs {
 		filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil
