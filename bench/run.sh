@@ -15,10 +15,12 @@
 #   pull      pulling a 300 MB, 6-layer image from a local registry (Debian's
 #             docker-registry): lading pull vs skopeo copy, lading pull +
 #             unpack (+ RUN true) vs buildah pull; peak RSS (bench/part-pull.sh)
+#   rootless  lading rootless beside lading as root: RUN per-step overhead and
+#             no-op rebuild (bench/part-rootless.sh)
 # Prints markdown tables on stdout and writes them to .bench/results.md.
 #
 # Environment knobs:
-#   BENCH_ONLY=run,cache,parallel,export,pull   parts to run
+#   BENCH_ONLY=run,cache,parallel,export,pull,rootless   parts to run
 #   BENCH_REPS=3              runs per figure (median is reported)
 #   BENCH_FAST_REPS=5         runs per figure of the fast ones (no-op rebuild)
 #   BENCH_STEPS=50            RUN steps in the big recipe of "run"
@@ -37,7 +39,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull}
+ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull,rootless}
 REPS=${BENCH_REPS:-3}
 FAST_REPS=${BENCH_FAST_REPS:-5}
 LADING=${LADING:-$REPO/bin/lading}
@@ -51,8 +53,8 @@ die() { log "FATAL: $*"; exit 2; }
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 for p in ${ONLY//,/ }; do
 	case $p in
-	run | cache | parallel | export | pull) ;;
-	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull)" ;;
+	run | cache | parallel | export | pull | rootless) ;;
+	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull, rootless)" ;;
 	esac
 done
 
@@ -307,7 +309,7 @@ fi
 # ---------------------------------------------------------------- parts
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(now_ns)
-for part in run cache parallel export pull; do
+for part in run cache parallel export pull rootless; do
 	selected "$part" || continue
 	log "=== part: $part"
 	part_start=$(now_ns)
@@ -341,7 +343,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 		printf '%s\n' "${SUMMARY[@]}"
 		echo
 	fi
-	for part in run cache parallel export pull; do
+	for part in run cache parallel export pull rootless; do
 		[ -f "$W/section-$part.md" ] && cat "$W/section-$part.md"
 	done
 } >"$W/results.md"
