@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/userns"
 )
 
 // Flags of the kernel file systems in the container.
@@ -86,7 +88,14 @@ func setupRootfs(c *config) error {
 }
 
 func mountProc(root string) error {
-	if err := mount("proc", root+"/proc", "proc", procFlags, ""); err != nil {
+	err := mount("proc", root+"/proc", "proc", procFlags, "")
+	if errors.Is(err, unix.EPERM) && userns.Inside() {
+		// The kernel refuses a new proc in a user namespace while
+		// parts of the visible one are covered, as container engines
+		// do.
+		return fmt.Errorf("%w (rootless: /proc has paths mounted over it; in a container, run it with --security-opt systempaths=unconfined, see docs/where-it-runs.md)", err)
+	}
+	if err != nil {
 		return err
 	}
 	for _, p := range readonlyPaths {

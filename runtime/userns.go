@@ -153,7 +153,7 @@ func UserNamespaceError(err error) error {
 	case read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
 		why = "AppArmor restricts unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for lading allowing userns)"
 	case errors.Is(err, unix.EPERM):
-		why = "the kernel or a seccomp filter refused to create one (inside a container: run it with --security-opt seccomp=unconfined --security-opt apparmor=unconfined, see docs/where-it-runs.md)"
+		why = "the kernel or a seccomp filter refused to create one (in a container: run it with --security-opt seccomp=unconfined --security-opt systempaths=unconfined, and apparmor=unconfined where AppArmor runs; see docs/where-it-runs.md)"
 	case errors.Is(err, unix.ENOSPC):
 		why = "the limit of user namespaces is reached (/proc/sys/user/max_user_namespaces)"
 	case errors.Is(err, unix.EINVAL):
