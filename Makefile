@@ -39,6 +39,7 @@ test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 20m $(addprefix ./,$(RACE_PKGS))
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -vxF $(addprefix -e $(MODULE)/,$(RACE_PKGS)))
+	$(GO) -C deploy/kubernetes test -count=1 ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
