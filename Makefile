@@ -13,7 +13,7 @@ RACE_PKGS := parser cache store gc image progress copier remotecache snapshot pa
 DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev uidmap
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-short lint docs bench clean
+.PHONY: all build deps demo test test-short test-cgroup2 lint docs bench clean
 
 all: build
 
@@ -40,6 +40,12 @@ test: deps
 	$(GO) test -count=1 -race -timeout 20m $(addprefix ./,$(RACE_PKGS))
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -vxF $(addprefix -e $(MODULE)/,$(RACE_PKGS)))
 	$(GO) -C deploy/kubernetes test -count=1 ./...
+
+# test-cgroup2 runs the runtime's cgroup and limit tests on a pure cgroup v2
+# kernel (Debian's), in a VM under qemu-system-x86_64 without KVM (about a
+# minute); it installs qemu-system-x86 and cpio when missing.
+test-cgroup2: deps
+	GO="$(GO)" ./runtime/testdata/cgroup2-vm.sh
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -157,10 +157,10 @@ var v2Home struct {
 // createV2 makes <lading's cgroup>/<name>. The controllers it needs must
 // be delegated to lading's cgroup (listed in its cgroup.controllers); it
 // enables them in that cgroup's cgroup.subtree_control if they are not
-// yet. The kernel refuses that while the cgroup holds processes ("no
-// internal processes"): when lading is the only one, it first moves
-// itself into a leaf below; when others are there, the cgroup cannot be
-// subdivided and createV2 says so. It never writes to a cgroup above
+// yet. A cgroup holding processes cannot hand controllers to children
+// (its children cannot take processes), so when lading is the only
+// process there it first moves itself into a leaf below; when others
+// are there, the cgroup cannot be subdivided and createV2 says so. It never writes to a cgroup above
 // lading's.
 func (cg *cgroup) createV2(own *cgroupSet, name string, files []limitFile) error {
 	v2Home.mu.Lock()
@@ -189,16 +189,24 @@ func (cg *cgroup) createV2(own *cgroupSet, name string, files []limitFile) error
 			enable = append(enable, "+"+f.controller)
 		}
 	}
-	if len(enable) > 0 {
-		err := writeControl(home, "cgroup.subtree_control", strings.Join(enable, " "))
-		if errors.Is(err, unix.EBUSY) && v2Home.dir == "" {
+	// A cgroup holding processes refuses domain controllers (memory)
+	// for its children (EBUSY), and with threaded ones (pids, cpu)
+	// becomes a thread root, whose children cannot take processes
+	// (EOPNOTSUPP): lading leaves first. The true root is exempt.
+	if v2Home.dir == "" && !isRootCgroup(home) {
+		procs, err := readFields(filepath.Join(home, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		if len(procs) > 0 {
 			if err := leaveHome(home); err != nil {
 				return err
 			}
-			v2Home.dir = home
-			err = writeControl(home, "cgroup.subtree_control", strings.Join(enable, " "))
 		}
-		if err != nil {
+		v2Home.dir = home
+	}
+	if len(enable) > 0 {
+		if err := writeControl(home, "cgroup.subtree_control", strings.Join(enable, " ")); err != nil {
 			return err
 		}
 	}
@@ -214,6 +222,13 @@ func (cg *cgroup) createV2(own *cgroupSet, name string, files []limitFile) error
 		}
 	}
 	return nil
+}
+
+// isRootCgroup reports whether dir is the root of a cgroup v2 hierarchy,
+// which alone has no cgroup.type (a cgroup namespace's root has one).
+func isRootCgroup(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "cgroup.type"))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // leaveHome moves lading, when it is the only process in cgroup home,

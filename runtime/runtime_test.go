@@ -458,7 +458,7 @@ func TestPidsLimit(t *testing.T) {
 
 func TestMemoryAndCPULimits(t *testing.T) {
 	root := newRootfs(t)
-	got := shOK(t, Spec{Rootfs: root, Limits: Limits{Memory: 64 << 20, CPUs: 0.5}}, `grep -E 'memory|cpu' /proc/self/cgroup | grep -c lading`)
+	got := shOK(t, Spec{Rootfs: root, Limits: Limits{Memory: 64 << 20, CPUs: 0.5}}, `grep -E '^0::|memory|cpu' /proc/self/cgroup | grep -c lading`)
 	if got == "0\n" {
 		t.Errorf("not in a lading cgroup")
 	}

@@ -47,6 +47,12 @@ func runLading(t *testing.T, stdin string, env []string, args ...string) result 
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), cliEnv+"=1"), env...)
 	cmd.Stdin = strings.NewReader(stdin)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd and returns its exit code and output.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -85,6 +86,31 @@ func privateDockerd(t *testing.T) []string {
 	return d
 }
 
+// inotifyEvents reads the events of the inotify instance fd (made
+// non-blocking) in a goroutine, calling fn with each one's watch and
+// name, until the returned file is closed; done is closed then.
+func inotifyEvents(fd int, fn func(wd int32, name string)) (f *os.File, done <-chan struct{}) {
+	f = os.NewFile(uintptr(fd), "inotify")
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+				fn(ev.Wd, name)
+			}
+		}
+	}()
+	return f, ch
+}
+
 // watchCreate returns a channel closed once dir has an entry name (at
 // once when it has one already).
 func watchCreate(t *testing.T, dir, name string) <-chan struct{} {
@@ -96,30 +122,17 @@ func watchCreate(t *testing.T, dir, name string) <-chan struct{} {
 	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
 		t.Fatal(err)
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
-	t.Cleanup(func() { f.Close() })
 	ch := make(chan struct{})
-	go func() {
-		defer close(ch)
-		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
-			return
+	var once sync.Once
+	f, _ := inotifyEvents(fd, func(_ int32, got string) {
+		if got == name {
+			once.Do(func() { close(ch) })
 		}
-		buf := make([]byte, 4096)
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				return
-			}
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				got := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
-				off += unix.SizeofInotifyEvent + int(ev.Len)
-				if got == name {
-					return
-				}
-			}
-		}
-	}()
+	})
+	t.Cleanup(func() { f.Close() })
+	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		once.Do(func() { close(ch) })
+	}
 	return ch
 }
 

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -141,16 +140,7 @@ func (h *rootlessHome) lading(t *testing.T, env []string, args ...string) result
 	}, env...)
 	cmd.Dir = filepath.Join(h.dir, "home")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(h.uid), Gid: uint32(h.gid)}}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, out.String(), errb.String()}
+	return runCmd(t, cmd)
 }
 
 // rootlessRecipe has a RUN, COPY --chown, USER, a deleted file and a
@@ -218,27 +208,11 @@ func checkOwners(t *testing.T, archive string) {
 		"data/dir/.wh..wh..opq": "0:0",
 	}
 	got := map[string]string{}
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(h.Name, "blobs/") {
-			continue
-		}
-		for name, owner := range layerOwners(t, tr) {
+	archiveBlobs(t, archive, func(_ string, r io.Reader) {
+		for name, owner := range layerOwners(t, r) {
 			got[name] = owner
 		}
-	}
+	})
 	for name, owner := range want {
 		if got[name] != owner {
 			t.Errorf("%s: owner %q, want %q", name, got[name], owner)
@@ -298,29 +272,14 @@ func watchStray(t *testing.T, h *rootlessHome) {
 			dirs[int32(wd)] = d
 		}
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
 	var stray []string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				return
-			}
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
-				off += unix.SizeofInotifyEvent + int(ev.Len)
-				p := filepath.Join(dirs[ev.Wd], name)
-				var st unix.Stat_t
-				if unix.Lstat(p, &st) == nil && (h.ours(st.Uid) || h.ours(st.Gid)) && p != h.dir {
-					stray = append(stray, p)
-				}
-			}
+	f, done := inotifyEvents(fd, func(wd int32, name string) {
+		p := filepath.Join(dirs[wd], name)
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && (h.ours(st.Uid) || h.ours(st.Gid)) && p != h.dir {
+			stray = append(stray, p)
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		f.Close()
 		<-done

@@ -79,36 +79,43 @@ func TestBitFlipThenExport(t *testing.T) {
 // its name.
 func checkArchiveBlobs(t *testing.T, archive string) {
 	t.Helper()
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
 	n := 0
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		hexName, ok := strings.CutPrefix(h.Name, "blobs/sha256/")
-		if !ok || hexName == "" {
-			continue
-		}
+	archiveBlobs(t, archive, func(hexName string, r io.Reader) {
 		sum := sha256.New()
-		if _, err := io.Copy(sum, tr); err != nil {
+		if _, err := io.Copy(sum, r); err != nil {
 			t.Fatal(err)
 		}
 		if got := hex.EncodeToString(sum.Sum(nil)); got != hexName {
 			t.Errorf("%s: blob %s hashes to %s", archive, hexName, got)
 		}
 		n++
-	}
+	})
 	if n < 3 {
 		t.Errorf("%s holds %d blobs, want manifest, config and layer", archive, n)
+	}
+}
+
+// archiveBlobs calls fn with the hex digest and the content of each blob
+// of an OCI archive.
+func archiveBlobs(t *testing.T, archive string, fn func(hexName string, r io.Reader)) {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hexName, ok := strings.CutPrefix(h.Name, "blobs/sha256/"); ok && hexName != "" {
+			fn(hexName, tr)
+		}
 	}
 }
 
