@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -231,18 +232,28 @@ func isRootCgroup(dir string) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-// leaveHome moves lading, when it is the only process in cgroup home,
-// into a new leaf cgroup below it, so that home may hand controllers to
-// sub-cgroups. The leaf is named like a step cgroup, so a later run
-// removes it once this process is gone.
+// leaveHome moves lading, when it is the only process in cgroup home
+// (besides the lading that re-executed it), into a new leaf cgroup below
+// it, so that home may hand controllers to sub-cgroups. The leaf is named
+// like a step cgroup, so a later run removes it once this process is
+// gone.
 func leaveHome(home string) error {
 	procs, err := readFields(filepath.Join(home, "cgroup.procs"))
 	if err != nil {
 		return err
 	}
 	self := strconv.Itoa(os.Getpid())
+	// The lading that re-executed this one (into its mount or user
+	// namespace) waits in the same cgroup: it moves along.
+	parent := ""
+	if reexecParent(os.Getppid()) {
+		parent = strconv.Itoa(os.Getppid())
+	}
 	for _, p := range procs {
-		if p != self {
+		if p != self && p != parent {
+			if comm, err := os.ReadFile("/proc/" + p + "/comm"); err == nil {
+				p += " " + strings.TrimSpace(string(comm))
+			}
 			return fmt.Errorf("lading's cgroup %s holds other processes (%s), so it cannot be subdivided for limits; run lading in a cgroup of its own (e.g. systemd-run --scope -p Delegate=yes)", home, p)
 		}
 	}
@@ -254,11 +265,25 @@ func leaveHome(home string) error {
 	if err := os.Mkdir(leaf, 0o755); err != nil {
 		return fmt.Errorf("creating cgroup for lading itself: %w", err)
 	}
-	if err := writeControl(leaf, "cgroup.procs", self); err != nil {
-		unix.Rmdir(leaf)
-		return fmt.Errorf("moving lading into %s: %w", leaf, err)
+	for _, p := range procs {
+		if err := writeControl(leaf, "cgroup.procs", p); err != nil {
+			for _, q := range procs {
+				writeControl(home, "cgroup.procs", q)
+			}
+			unix.Rmdir(leaf)
+			return fmt.Errorf("moving lading into %s: %w", leaf, err)
+		}
 	}
 	return nil
+}
+
+// reexecParent reports whether process pid is the lading that
+// re-executed this one: it has the same command line. (Its exe link is
+// out of reach from lading's user namespace, rootless.)
+func reexecParent(pid int) bool {
+	a, err1 := os.ReadFile("/proc/self/cmdline")
+	b, err2 := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err1 == nil && err2 == nil && len(a) > 0 && bytes.Equal(a, b)
 }
 
 // readFields returns the words of a control file.
