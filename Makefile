@@ -10,7 +10,7 @@ MODULE    := github.com/lading-build/lading
 # Packages whose tests run with the race detector (the ones that run
 # containers are too slow under it).
 RACE_PKGS := parser cache store gc image progress copier remotecache snapshot passwd internal/atomicfile internal/mountinfo internal/depcheck
-DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev uidmap
+DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev uidmap docker.io
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build deps demo test test-short test-cgroup2 lint docs bench clean
