@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lading-build/lading/runtime"
+	"github.com/lading-build/lading/builder"
 	"github.com/lading-build/lading/store"
 )
 
@@ -66,7 +66,7 @@ func enterUserNamespace() (int, bool) {
 	if !rootlessRequested() {
 		return 0, false
 	}
-	maps, err := runtime.RootlessMaps()
+	maps, err := builder.RootlessMaps()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lading: rootless mode: reading subordinate ids: %v\n", err)
 		return 1, true
@@ -98,7 +98,7 @@ func enterUserNamespace() (int, bool) {
 		return err
 	})
 	if cmd.Process == nil {
-		err = runtime.UserNamespaceError(err)
+		err = builder.UserNamespaceError(err)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lading: %v\n", err)
