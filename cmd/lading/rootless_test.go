@@ -69,6 +69,10 @@ func rootlessAccount(t *testing.T) (uid, gid int) {
 type rootlessHome struct {
 	dir, exe string
 	uid, gid int
+	// tun, when set, is a tun device node the test made: lading then runs
+	// in a private mount namespace where it is bound over /dev/net/tun, so
+	// a test can choose the device's mode without touching the host's.
+	tun string
 }
 
 func newRootlessHome(t *testing.T, uid, gid int) *rootlessHome {
@@ -131,6 +135,14 @@ func (h *rootlessHome) context(t *testing.T, files map[string]string) string {
 func (h *rootlessHome) lading(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(h.exe, args...)
+	if h.tun != "" {
+		// unshare and setpriv (util-linux): bind the test's node in a
+		// private mount namespace, then drop to the test user as
+		// Credential below would (no supplementary groups).
+		script := `tun=$1 u=$2 g=$3; shift 3; mount --bind "$tun" /dev/net/tun && exec setpriv --reuid="$u" --regid="$g" --clear-groups -- "$@"`
+		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
+			h.tun, strconv.Itoa(h.uid), strconv.Itoa(h.gid), h.exe}, args...)...)
+	}
 	cmd.Env = append([]string{
 		cliEnv + "=1",
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -139,7 +151,9 @@ func (h *rootlessHome) lading(t *testing.T, env []string, args ...string) result
 		"XDG_RUNTIME_DIR=" + filepath.Join(h.dir, "run"),
 	}, env...)
 	cmd.Dir = filepath.Join(h.dir, "home")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(h.uid), Gid: uint32(h.gid)}}
+	if h.tun == "" {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(h.uid), Gid: uint32(h.gid)}}
+	}
 	return runCmd(t, cmd)
 }
 
@@ -351,15 +365,16 @@ func TestRootlessRunIsolation(t *testing.T) {
 		}
 		return r.stdout + r.stderr, r.stderr
 	}
-	tun, err := os.Stat("/dev/net/tun")
-	if err != nil {
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		t.Skipf("no /dev/net/tun: %v", err)
 	}
-	mode := tun.Mode().Perm()
-	t.Cleanup(func() { os.Chmod("/dev/net/tun", mode) })
-
-	// Debian without udev leaves /dev/net/tun 0600: loopback only.
-	if err := os.Chmod("/dev/net/tun", 0o600); err != nil {
+	// The test's own tun node, bound over /dev/net/tun for lading only:
+	// 0600 as Debian without udev leaves it, so loopback only.
+	h.tun = filepath.Join(h.dir, "tun")
+	if err := unix.Mknod(h.tun, unix.S_IFCHR|0o600, int(unix.Mkdev(10, 200))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(h.tun, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, stderr := run()
@@ -391,7 +406,7 @@ func TestRootlessRunIsolation(t *testing.T) {
 	}
 
 	// With the mode udev gives it, pasta connects the namespace.
-	if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+	if err := os.Chmod(h.tun, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	if out, _ = run(); !strings.Contains(out, "route default via") {
