@@ -13,7 +13,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
@@ -168,6 +167,7 @@ func Run(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) 
 		plan:   plan,
 		ignore: ignore,
 		stages: make([]*future, len(plan.Stages)),
+		runs:   make(chan struct{}, opts.Jobs),
 		id:     fmt.Sprintf("%x", time.Now().UnixNano()),
 		rep:    opts.Progress,
 	}
@@ -232,8 +232,8 @@ type build struct {
 	ignore *patternmatcher.PatternMatcher
 	// stages holds a future per needed stage, resolved when it is built.
 	stages []*future
-	// sem holds a token per running stage (--jobs).
-	sem  chan struct{}
+	// runs holds a token per running RUN step (--jobs).
+	runs chan struct{}
 	id   string
 	rep  progress.Reporter
 	stat *cache.StatCache
@@ -248,104 +248,6 @@ type build struct {
 
 	netMu sync.Mutex
 	net   *runtime.Netns // the private network of RUN steps, once made
-}
-
-// future is the result of a stage, ready when done is closed.
-type future struct {
-	done chan struct{}
-	res  *stageResult
-	err  error
-}
-
-// stage waits for stage i and returns its result. It is called from
-// inside running stages, which hold a --jobs slot: while it waits for a
-// stage that is not done, it gives the slot back, so a dependency the
-// plan did not list cannot deadlock the build.
-func (b *build) stage(ctx context.Context, i int) (*stageResult, error) {
-	if i < 0 || i >= len(b.stages) || b.stages[i] == nil {
-		return nil, fmt.Errorf("stage %d is not part of this build", i)
-	}
-	f := b.stages[i]
-	select {
-	case <-f.done:
-	default:
-		<-b.sem
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-		}
-		b.sem <- struct{}{}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return b.stageResult(f)
-}
-
-// waitStage waits for stage i from outside any slot (a stage's declared
-// dependencies, before it starts).
-func (b *build) waitStage(ctx context.Context, i int) error {
-	f := b.stages[i]
-	if f == nil {
-		return fmt.Errorf("stage %d is not part of this build", i)
-	}
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	_, err := b.stageResult(f)
-	return err
-}
-
-func (b *build) stageResult(f *future) (*stageResult, error) {
-	if f.err != nil {
-		return nil, fmt.Errorf("a stage this one needs failed: %w", context.Canceled)
-	}
-	return f.res, nil
-}
-
-// runStages builds every needed stage, independent ones in parallel (at
-// most Jobs at a time), each after the stages it depends on. The first
-// failure cancels the others.
-func (b *build) runStages(ctx context.Context) error {
-	for i := range b.plan.Stages {
-		if b.plan.Needed[i] {
-			b.stages[i] = &future{done: make(chan struct{})}
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	b.sem = make(chan struct{}, b.opts.Jobs)
-	sem := b.sem
-	for i, st := range b.plan.Stages {
-		f := b.stages[i]
-		if f == nil {
-			continue
-		}
-		g.Go(func() error {
-			defer close(f.done)
-			for _, d := range st.Deps {
-				if err := b.waitStage(gctx, d); err != nil {
-					f.err = err
-					return err
-				}
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-gctx.Done():
-				f.err = gctx.Err()
-				return f.err
-			}
-			defer func() { <-sem }()
-			f.res, f.err = b.runStage(gctx, st)
-			return f.err
-		})
-	}
-	err := g.Wait()
-	if err != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
 }
 
 func (b *build) newName(kind string) string {

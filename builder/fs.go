@@ -428,6 +428,12 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *parser.Run, id in
 	}
 	kb.Add("mounts", joinKey(mounts.key))
 	layer, err := s.cached(ctx, kb, func(name string) (v1.Layer, error) {
+		release, err := s.b.runSlot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		s.begin()
 		// Only a step that runs prepares its mounts and script.
 		if err := mounts.setup(); err != nil {
 			return nil, err

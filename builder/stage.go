@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -68,6 +69,7 @@ type stage struct {
 	key       string    // cache key of the rootfs so far
 	stamp     time.Time // when the rootfs's latest step ran (zero: never)
 	current   string    // text of the running step
+	begin     func()    // reports the running step's start (once)
 	explained bool      // a cache miss of this stage was explained
 	hitNow    bool      // the running step was a cache hit
 }
@@ -79,6 +81,12 @@ type arg struct {
 
 func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, error) {
 	s := &stage{b: b, st: st, numSteps: len(st.Steps) + 1}
+	if st.FromStage >= 0 {
+		// Shown as started once its input is there.
+		if _, err := b.stage(ctx, st.FromStage); err != nil {
+			return nil, err
+		}
+	}
 	id := s.start("FROM " + st.From)
 	res, triggers, err := b.base(ctx, st)
 	if err != nil {
@@ -133,10 +141,21 @@ func (s *stage) name() string {
 
 // start reports the stage's next step and returns its progress id.
 func (s *stage) start(text string) int {
+	id, begin := s.next(text)
+	begin()
+	return id
+}
+
+// next numbers the stage's next step and returns its progress id and a
+// function reporting its start, which does so once however often it is
+// called. A RUN step reports its start when it holds a --jobs slot (or
+// hits the cache), so the events show the RUN steps that execute at once.
+func (s *stage) next(text string) (int, func()) {
 	s.stepNum++
 	id := s.b.newStepID()
-	s.b.rep.Start(progress.Step{ID: id, Stage: s.name(), Index: s.stepNum, Total: s.numSteps, Text: oneLine(text)})
-	return id
+	ev := progress.Step{ID: id, Stage: s.name(), Index: s.stepNum, Total: s.numSteps, Text: oneLine(text)}
+	var once sync.Once
+	return id, func() { once.Do(func() { s.b.rep.Start(ev) }) }
 }
 
 func oneLine(s string) string {
@@ -148,9 +167,22 @@ func oneLine(s string) string {
 }
 
 func (s *stage) runStep(ctx context.Context, step *parser.Step) (err error) {
-	id := s.start(step.Text)
-	s.current, s.hitNow = historyText(step), false
-	defer func() { s.b.rep.Done(id, s.hitNow && err == nil, err) }()
+	if step.FromStage >= 0 {
+		// A step that reads another stage is shown as started once that
+		// stage is built.
+		if _, err := s.b.stage(ctx, step.FromStage); err != nil {
+			return err
+		}
+	}
+	id, begin := s.next(step.Text)
+	if _, isRun := step.RunNetwork(); !isRun {
+		begin()
+	}
+	s.current, s.hitNow, s.begin = historyText(step), false, begin
+	defer func() {
+		begin()
+		s.b.rep.Done(id, s.hitNow && err == nil, err)
+	}()
 	cmd, err := s.b.plan.Expand(step, s.expandEnv())
 	if err != nil {
 		return stepErr(step, err)

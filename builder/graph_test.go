@@ -1,0 +1,102 @@
+package builder_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lading-build/lading/builder"
+)
+
+// handshake is a RUN line that meets its partner through a fifo in a
+// cache mount both share: the writer blocks until the reader opens it,
+// so each of the two steps finishes only if the other ran at the same
+// time. The timeout turns a schedule that never runs them together into
+// a failure instead of a hang.
+func handshake(id string, write bool) string {
+	io := "cat /h/f >/got"
+	if write {
+		io = "echo go >/h/f"
+	}
+	return "RUN --mount=type=cache,id=" + id + ",target=/h,sharing=shared mkfifo /h/f 2>/dev/null; timeout 60 sh -c '" + io + "'"
+}
+
+// TestDependentStageOverlaps checks from the build's own events that a
+// stage which copies from another starts its steps before that stage has
+// finished: its RUN runs while the other stage's RUN is still running,
+// and only its COPY --from waits for the other stage.
+func TestDependentStageOverlaps(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	ctxDir := e.context(nil)
+	id := randName()
+	recipe := "FROM busybox:test AS assets\n" + handshake(id, true) + "\nRUN echo a >/a\n\n" +
+		"FROM busybox:test AS app\n" + handshake(id, false) + "\nCOPY --from=assets /a /a\n"
+	e.opts = func(o *builder.Options) { o.Jobs, o.NoCache = 2, true }
+	if _, err := e.build(ctxDir, recipe, nil); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	rec := e.last
+	_, assetsEnd := rec.interval(t, "assets", "RUN echo a")
+	appRun, _ := rec.interval(t, "app", "RUN --mount")
+	assetsRun, assetsRunEnd := rec.interval(t, "assets", "RUN --mount")
+	if !appRun.Before(assetsRunEnd) || !assetsRun.Before(assetsEnd) {
+		t.Errorf("app's RUN started at %v, after assets' RUN ended at %v", appRun, assetsRunEnd)
+	}
+	copyStart, _ := rec.interval(t, "app", "COPY --from=assets")
+	if copyStart.Before(assetsEnd) {
+		t.Errorf("COPY --from=assets started at %v, before assets ended at %v", copyStart, assetsEnd)
+	}
+}
+
+// TestJobsBoundRunSteps checks from the build's events that two
+// independent stages run their RUN steps at the same time with two jobs
+// (they could not finish otherwise) and one after the other with one.
+func TestJobsBoundRunSteps(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	ctxDir := e.context(nil)
+	id := randName()
+	final := "\nFROM scratch\nCOPY --from=a /bin/busybox /a\nCOPY --from=b /bin/busybox /b\n"
+	together := "FROM busybox:test AS a\n" + handshake(id, true) + "\n\nFROM busybox:test AS b\n" + handshake(id, false) +
+		"\n\nFROM busybox:test AS unused\nRUN exit 1\n" + final
+	e.opts = func(o *builder.Options) { o.Jobs, o.NoCache = 2, true }
+	if _, err := e.build(ctxDir, together, nil); err != nil {
+		t.Fatalf("jobs=2: %v", err)
+	}
+	e.last.mu.Lock()
+	for _, s := range e.last.steps {
+		if s.Stage == "unused" {
+			t.Errorf("a stage the target does not need ran: %v", s)
+		}
+	}
+	e.last.mu.Unlock()
+
+	var runs strings.Builder
+	for _, st := range []string{"a", "b", "c"} {
+		runs.WriteString("FROM busybox:test AS " + st + "\nRUN echo " + st + " >/" + st + "\nRUN cat /" + st + "\n\n")
+	}
+	runs.WriteString("FROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n")
+	e.opts = func(o *builder.Options) { o.Jobs, o.NoCache = 1, true }
+	if _, err := e.build(ctxDir, runs.String(), nil); err != nil {
+		t.Fatalf("jobs=1: %v", err)
+	}
+	type span struct {
+		name       string
+		start, end time.Time
+	}
+	var spans []span
+	for _, st := range []string{"a", "b", "c"} {
+		for _, text := range []string{"RUN echo", "RUN cat"} {
+			s, end := e.last.interval(t, st, text)
+			spans = append(spans, span{st + " " + text, s, end})
+		}
+	}
+	for i, x := range spans {
+		for _, y := range spans[i+1:] {
+			if x.start.Before(y.end) && y.start.Before(x.end) {
+				t.Errorf("jobs=1: %s [%v, %v] and %s [%v, %v] overlapped", x.name, x.start, x.end, y.name, y.start, y.end)
+			}
+		}
+	}
+}
