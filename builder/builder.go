@@ -66,7 +66,8 @@ type Settings struct {
 	// "" for Docker's default profile, runtime.SeccompUnconfined, or a
 	// profile's JSON text (see ParseSecurityOpts).
 	Seccomp string
-	// Jobs is how many stages may run at once; 0 means the number of CPUs.
+	// Jobs is how many RUN steps may execute at once; 0 means the number
+	// of CPUs. Other steps are not bounded.
 	Jobs int
 	// NoCache runs every step (and records nothing); NoCacheFilter does
 	// that for the named stages only.
@@ -171,6 +172,7 @@ func Run(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) 
 		id:     fmt.Sprintf("%x", time.Now().UnixNano()),
 		rep:    opts.Progress,
 	}
+	b.output = outputChain(b)
 	defer b.cleanup(context.WithoutCancel(ctx))
 	defer b.closeNetns()
 	if err := b.lint(); err != nil {
@@ -202,6 +204,9 @@ func Run(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) 
 		return nil, err
 	}
 	target := b.stages[plan.Target].res
+	if err := target.resolve(); err != nil {
+		return nil, err
+	}
 	if opts.Squash {
 		if target, err = b.squash(ctx, target); err != nil {
 			return nil, err
@@ -234,6 +239,13 @@ type build struct {
 	stages []*future
 	// runs holds a token per running RUN step (--jobs).
 	runs chan struct{}
+	// output marks the stages whose layers the target image holds.
+	output []bool
+	// pending counts the work running beside the steps (layer blobs,
+	// cache records); failed keeps the build's first error.
+	pending sync.WaitGroup
+	failed  firstError
+	cancel  context.CancelFunc
 	id   string
 	rep  progress.Reporter
 	stat *cache.StatCache

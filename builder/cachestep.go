@@ -79,18 +79,32 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 	c := s.b.cacheFor(s)
 	if c == nil {
 		layer, err := exec("")
-		if err == nil {
-			s.key = s.newKey("layer").Add("layer", layerID(layer)).Sum()
-			s.stamp = s.b.now()
+		if err != nil {
+			return nil, err
 		}
-		return layer, err
+		s.stamp = s.b.now()
+		if s.b.opts.Cache == nil || s.b.opts.NoCache {
+			// No step of this build reads the key: the snapshot names
+			// the rootfs without waiting for its layer.
+			s.key = s.newKey("layer").Add("snapshot", s.res.snap).Sum()
+			return layer, nil
+		}
+		if layer, err = settle(layer); err != nil {
+			return nil, err
+		}
+		s.key = s.newKey("layer").Add("layer", layerID(layer)).Sum()
+		return layer, nil
 	}
 	if kb == nil {
 		layer, err := exec(s.b.newName("c"))
 		if err != nil {
 			return nil, err
 		}
-		return layer, s.record(c, s.newKey("layer").Add("layer", layerID(layer)), layer)
+		if layer, err = settle(layer); err != nil {
+			return nil, err
+		}
+		s.record(c, s.newKey("layer").Add("layer", layerID(layer)), layer, nil)
+		return layer, nil
 	}
 	key := kb.Sum()
 	if layer, ok := s.hit(ctx, c, key); ok {
@@ -100,7 +114,12 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 	if err != nil {
 		return nil, fmt.Errorf("locking cache: %w", err)
 	}
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	// Another build may have run this step while we waited.
 	if layer, ok := s.hit(ctx, c, key); ok {
 		return layer, nil
@@ -118,12 +137,15 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 	if err != nil {
 		return nil, err
 	}
-	return layer, s.record(c, kb, layer)
+	locked = false
+	s.record(c, kb, layer, unlock)
+	return layer, nil
 }
 
-// record stores the result of a step that just ran: the snapshot the
-// stage is now at, and its layer.
-func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer) error {
+// record moves the stage onto the result of a step that just ran and
+// stores it in the cache once its layer is written, in the background;
+// unlock (if any) releases the step's cache lock after that.
+func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer, unlock func() error) {
 	rec := &cache.Record{
 		Key:      kb.Sum(),
 		Parent:   s.key,
@@ -133,19 +155,26 @@ func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer) err
 		Step:     s.current,
 		Created:  s.b.now(),
 	}
-	if layer != nil {
-		d, err := describe(layer)
+	s.key, s.stamp = rec.Key, rec.Created
+	s.res.chain = append(s.res.chain, rec.Key)
+	s.b.background(func() error {
+		if unlock != nil {
+			defer unlock()
+		}
+		l, err := settle(layer)
 		if err != nil {
 			return err
 		}
-		rec.Layer = d
-	}
-	if err := c.Put(rec); err != nil {
-		return fmt.Errorf("recording cache: %w", err)
-	}
-	s.key, s.stamp = rec.Key, rec.Created
-	s.res.chain = append(s.res.chain, rec.Key)
-	return nil
+		if l != nil {
+			if rec.Layer, err = describe(l); err != nil {
+				return err
+			}
+		}
+		if err := c.Put(rec); err != nil {
+			return fmt.Errorf("recording cache: %w", err)
+		}
+		return nil
+	})
 }
 
 // hit looks key up and, when its snapshot and layer are still there,

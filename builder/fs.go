@@ -54,7 +54,8 @@ func (s *stage) fsStep(ctx context.Context, name string, fn func(rootfs string) 
 		b.own(name)
 	}
 	s.res.snap = name
-	return b.layerOf(ctx, name)
+	needed := b.output[s.st.Index] || (b.opts.Cache != nil && !b.opts.NoCache)
+	return b.layerLater(ctx, name, needed), nil
 }
 
 // withMounted shows mounts at a directory for the duration of fn. A single

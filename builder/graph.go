@@ -63,10 +63,8 @@ func (b *build) runStages(parent context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		first firstError
-	)
+	b.cancel = cancel
+	var wg sync.WaitGroup
 	for i, st := range b.plan.Stages {
 		f := b.stages[i]
 		if f == nil {
@@ -77,18 +75,24 @@ func (b *build) runStages(parent context.Context) error {
 			defer wg.Done()
 			f.res, f.err = b.runStage(ctx, st)
 			if f.err != nil {
-				first.set(f.err)
-				cancel()
+				b.fail(f.err)
 			}
 			close(f.done)
 		}()
 	}
 	wg.Wait()
-	err := first.get()
+	b.pending.Wait()
+	err := b.failed.get()
 	if err != nil && parent.Err() != nil {
 		return parent.Err()
 	}
 	return err
+}
+
+// fail records the build's error and cancels the rest of it.
+func (b *build) fail(err error) {
+	b.failed.set(err)
+	b.cancel()
 }
 
 // firstError keeps the first error of a group of goroutines, preferring

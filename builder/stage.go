@@ -246,6 +246,9 @@ func (s *stage) addHistory(step *parser.Step, layer v1.Layer) {
 		Comment:    "lading",
 		EmptyLayer: layer == nil,
 	}
+	if p, ok := layer.(*pendingLayer); ok {
+		p.hist = len(s.res.history)
+	}
 	if layer != nil {
 		s.res.layers = append(s.res.layers, layer)
 	}

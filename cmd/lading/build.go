@@ -53,7 +53,7 @@ in the local store under every -t name, and written to each --output:
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image: type=oci|docker|local,dest=PATH or type=registry (repeatable)")
 	fl.StringVar(&req.Progress, "progress", "auto", "progress output: "+strings.Join(builder.ProgressModes, ", "))
 	fl.StringVar(&f.logLimit, "log-limit", "8m", "output shown per step (e.g. 512k, 8m, 1g); -1 for no limit")
-	fl.IntVar(&req.Jobs, "jobs", 0, "stages built at once (default: number of CPUs)")
+	fl.IntVar(&req.Jobs, "jobs", 0, "RUN steps executed at once (default: number of CPUs)")
 	fl.BoolVar(&req.NoCache, "no-cache", false, "run every step; neither use nor record the build cache")
 	fl.StringArrayVar(&req.NoCacheFilter, "no-cache-filter", nil, "do not use the cache for this stage (repeatable)")
 	fl.BoolVar(&req.ExplainCache, "explain-cache", false, "say why the first cache miss of each stage missed")

@@ -1,0 +1,165 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// A step's layer blob is written in the background once its snapshot is
+// committed, so compressing one step overlaps the next step's run. The
+// stage goes on with a pendingLayer, which the cache record and the image
+// assembly wait for. A layer that nothing can need (no cache, and a stage
+// that no output is built FROM) is never written at all.
+
+// pendingLayer is a step's layer being written; it resolves to nil when
+// the step changed nothing. It implements v1.Layer by waiting.
+type pendingLayer struct {
+	done  chan struct{}
+	layer v1.Layer
+	err   error
+	// hist is the index of the step's history entry in its stage, marked
+	// empty if the layer resolves to nil.
+	hist int
+}
+
+// errLayerSkipped is what a layer nothing needed answers if asked.
+var errLayerSkipped = errors.New("layer was not written: no output needs it")
+
+// layerLater writes the layer of committed snapshot name in the
+// background when needed says so; a skipped layer only errors.
+func (b *build) layerLater(ctx context.Context, name string, needed bool) *pendingLayer {
+	p := &pendingLayer{done: make(chan struct{})}
+	if !needed {
+		p.err = errLayerSkipped
+		close(p.done)
+		return p
+	}
+	b.background(func() error {
+		defer close(p.done)
+		p.layer, p.err = b.layerOf(ctx, name)
+		return p.err
+	})
+	return p
+}
+
+// background runs fn beside the build's steps; runStages waits for it
+// and fails the build with its error.
+func (b *build) background(fn func() error) {
+	b.pending.Add(1)
+	go func() {
+		defer b.pending.Done()
+		if err := fn(); err != nil {
+			b.fail(err)
+		}
+	}()
+}
+
+// settle waits for a pending layer and returns what it resolved to.
+func settle(l v1.Layer) (v1.Layer, error) {
+	if p, ok := l.(*pendingLayer); ok {
+		return p.wait()
+	}
+	return l, nil
+}
+
+func (p *pendingLayer) wait() (v1.Layer, error) {
+	<-p.done
+	return p.layer, p.err
+}
+
+func (p *pendingLayer) get() (v1.Layer, error) {
+	l, err := p.wait()
+	if err == nil && l == nil {
+		err = errors.New("empty layer")
+	}
+	return l, err
+}
+
+func (p *pendingLayer) Digest() (v1.Hash, error) {
+	l, err := p.get()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return l.Digest()
+}
+
+func (p *pendingLayer) DiffID() (v1.Hash, error) {
+	l, err := p.get()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return l.DiffID()
+}
+
+func (p *pendingLayer) Compressed() (io.ReadCloser, error) {
+	l, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	return l.Compressed()
+}
+
+func (p *pendingLayer) Uncompressed() (io.ReadCloser, error) {
+	l, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	return l.Uncompressed()
+}
+
+func (p *pendingLayer) Size() (int64, error) {
+	l, err := p.get()
+	if err != nil {
+		return 0, err
+	}
+	return l.Size()
+}
+
+func (p *pendingLayer) MediaType() (types.MediaType, error) {
+	l, err := p.get()
+	if err != nil {
+		return "", err
+	}
+	return l.MediaType()
+}
+
+// resolve waits for the stage's pending layers, drops those that came out
+// empty and marks their history entries empty.
+func (r *stageResult) resolve() error {
+	layers := make([]v1.Layer, 0, len(r.layers))
+	startLayers := r.start.layers
+	for i, l := range r.layers {
+		if p, ok := l.(*pendingLayer); ok {
+			got, err := p.wait()
+			if err != nil {
+				return fmt.Errorf("writing layer: %w", err)
+			}
+			if got == nil {
+				r.history[p.hist].EmptyLayer = true
+				if i < r.start.layers {
+					startLayers--
+				}
+				continue
+			}
+			l = got
+		}
+		layers = append(layers, l)
+	}
+	r.layers, r.start.layers = layers, startLayers
+	return nil
+}
+
+// outputChain marks the stages whose layers end up in the target image:
+// the target and the stages it is built FROM.
+func outputChain(b *build) []bool {
+	out := make([]bool, len(b.plan.Stages))
+	for i := b.plan.Target; i >= 0 && i < len(out) && !out[i]; i = b.plan.Stages[i].FromStage {
+		out[i] = true
+	}
+	return out
+}
