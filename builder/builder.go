@@ -246,9 +246,9 @@ type build struct {
 	pending sync.WaitGroup
 	failed  firstError
 	cancel  context.CancelFunc
-	id   string
-	rep  progress.Reporter
-	stat *cache.StatCache
+	id      string
+	rep     progress.Reporter
+	stat    *cache.StatCache
 
 	mu     sync.Mutex
 	pulls  map[string]*pullState
