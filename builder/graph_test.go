@@ -100,3 +100,47 @@ func TestJobsBoundRunSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestUnneededLayersNotWritten checks that without a cache, the layers of
+// a stage that only feeds a COPY --from are never compressed into the
+// store: every blob the build adds belongs to the image it returns.
+func TestUnneededLayersNotWritten(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	ctxDir := e.context(nil)
+	before, err := e.store.Blobs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipe := "FROM busybox:test AS tools\nRUN head -c 200000 /dev/urandom >/big && echo hi >/small\n\n" +
+		"FROM busybox:test\nCOPY --from=tools /small /small\n"
+	e.opts = func(o *builder.Options) { o.NoCache = true }
+	res, err := e.build(ctxDir, recipe, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, b := range before {
+		want[b] = true
+	}
+	dgst, _ := res.Image.Digest()
+	cfg, _ := res.Image.ConfigName()
+	want[dgst.String()], want[cfg.String()] = true, true
+	layers, err := res.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		want[d.String()] = true
+	}
+	after, err := e.store.Blobs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range after {
+		if !want[b] {
+			t.Errorf("blob %s written that the image does not use", b)
+		}
+	}
+}
