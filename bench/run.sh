@@ -17,10 +17,13 @@
 #             unpack (+ RUN true) vs buildah pull; peak RSS (bench/part-pull.sh)
 #   rootless  lading rootless beside lading as root: RUN per-step overhead and
 #             no-op rebuild (bench/part-rootless.sh)
+#   realistic a two-stage Debian recipe (apt-get install in both stages, then
+#             COPY --from), cold, against docker's BuildKit (a private dockerd
+#             this script starts and stops) and buildah (bench/part-realistic.sh)
 # Prints markdown tables on stdout and writes them to .bench/results.md.
 #
 # Environment knobs:
-#   BENCH_ONLY=run,cache,parallel,export,pull,rootless   parts to run
+#   BENCH_ONLY=run,cache,parallel,export,pull,rootless,realistic   parts to run
 #   BENCH_REPS=3              runs per figure (median is reported)
 #   BENCH_FAST_REPS=5         runs per figure of the fast ones (no-op rebuild)
 #   BENCH_STEPS=50            RUN steps in the big recipe of "run"
@@ -39,7 +42,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull,rootless}
+ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull,rootless,realistic}
 REPS=${BENCH_REPS:-3}
 FAST_REPS=${BENCH_FAST_REPS:-5}
 LADING=${LADING:-$REPO/bin/lading}
@@ -53,8 +56,8 @@ die() { log "FATAL: $*"; exit 2; }
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 for p in ${ONLY//,/ }; do
 	case $p in
-	run | cache | parallel | export | pull | rootless) ;;
-	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull, rootless)" ;;
+	run | cache | parallel | export | pull | rootless | realistic) ;;
+	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull, rootless, realistic)" ;;
 	esac
 done
 
@@ -97,6 +100,7 @@ cleanup() {
 	set +e
 	trap - EXIT INT TERM
 	stop_registry
+	! declare -F stop_docker >/dev/null || stop_docker
 	if [ -d "$W/buildah" ]; then
 		"${B[@]}" rm --all >/dev/null 2>&1
 		"${B[@]}" rmi --all --force >/dev/null 2>&1
@@ -309,7 +313,7 @@ fi
 # ---------------------------------------------------------------- parts
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(now_ns)
-for part in run cache parallel export pull rootless; do
+for part in run cache parallel export pull rootless realistic; do
 	selected "$part" || continue
 	log "=== part: $part"
 	part_start=$(now_ns)
@@ -343,7 +347,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 		printf '%s\n' "${SUMMARY[@]}"
 		echo
 	fi
-	for part in run cache parallel export pull rootless; do
+	for part in run cache parallel export pull rootless realistic; do
 		[ -f "$W/section-$part.md" ] && cat "$W/section-$part.md"
 	done
 } >"$W/results.md"

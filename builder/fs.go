@@ -26,6 +26,14 @@ import (
 // and turns the change into a layer. It returns nil for a step that
 // changed nothing.
 func (s *stage) fsStep(ctx context.Context, name string, fn func(rootfs string) error) (layer v1.Layer, err error) {
+	return s.fsStepAt(ctx, name, "", fn)
+}
+
+// fsStepAt is fsStep for a step that writes only at and below the
+// absolute path dir ("" when unknown): when dir does not exist yet and
+// the snapshotter allows it, fn writes straight into the snapshot's own
+// directory instead of through a mount.
+func (s *stage) fsStepAt(ctx context.Context, name, dir string, fn func(rootfs string) error) (layer v1.Layer, err error) {
 	b := s.b
 	sn := b.opts.Snapshots
 	key := b.newName("active")
@@ -39,7 +47,22 @@ func (s *stage) fsStep(ctx context.Context, name string, fn func(rootfs string) 
 			_ = sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
-	if err := b.withMounted(mounts, fn); err != nil {
+	direct := ""
+	if dw, ok := sn.(snapshot.DirectWriter); ok && dir != "" {
+		root, ok, err := dw.DirectDir(ctx, key, dir)
+		if err != nil {
+			return nil, fmt.Errorf("preparing snapshot: %w", err)
+		}
+		if ok {
+			direct = root
+		}
+	}
+	if direct != "" {
+		err = fn(direct)
+	} else {
+		err = b.withMounted(mounts, fn)
+	}
+	if err != nil {
 		return nil, err
 	}
 	temporary := name == ""
@@ -302,10 +325,29 @@ func (s *stage) copyInto(ctx context.Context, kind string, req copier.Request) (
 }
 
 func (s *stage) copyStep(ctx context.Context, name string, req copier.Request) (v1.Layer, error) {
-	return s.fsStep(ctx, name, func(root string) error {
+	return s.fsStepAt(ctx, name, copyTarget(req), func(root string) error {
 		req.DestRoot = root
 		return copier.Copy(ctx, req)
 	})
+}
+
+// copyTarget is the path a plain COPY writes at and below: its
+// destination, for one source without wildcards, copied with the owner
+// it has (no --chown, which reads the destination's /etc/passwd) and
+// without ADD's downloads, archives or --parents; "" for anything else.
+func copyTarget(req copier.Request) string {
+	if req.Add || req.Parents || req.Chown != "" || len(req.Sources) != 1 || strings.ContainsAny(req.Sources[0], "*?[\\") {
+		return ""
+	}
+	dest := req.Dest
+	if !path.IsAbs(dest) {
+		wd := req.Workdir
+		if wd == "" {
+			wd = "/"
+		}
+		dest = path.Join("/", wd, dest)
+	}
+	return path.Clean(dest)
 }
 
 // copyFrom runs a COPY --from: the source is another stage's rootfs or an

@@ -382,8 +382,14 @@ func readlinkAt(fd int, name string) (string, error) {
 // returns nil when rel does not exist, and otherwise the entry and its path
 // in the topmost layer that has it.
 func (a *applier) lowerLookup(rel string) (*unix.Stat_t, string, error) {
+	return mergedLookup(a.root, a.lowers, rel)
+}
+
+// mergedLookup is lowerLookup for the upper directory root over lowers
+// (top first).
+func mergedLookup(root string, lowers []string, rel string) (*unix.Stat_t, string, error) {
 	comps := strings.Split(rel, "/")
-	active := append([]string{a.root}, a.lowers...)
+	active := append([]string{root}, lowers...)
 	for i := range comps {
 		prefix := strings.Join(comps[:i+1], "/")
 		var next []string

@@ -1,0 +1,80 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// DirectWriter is implemented by snapshotters that can take writes of new
+// paths straight into an active snapshot's own directory, without
+// mounting it: writing many files through overlayfs costs a lookup in
+// every lower layer per file, and writing them below costs none.
+//
+// Lifecycle: Prepare(key, parent); DirectDir(key, "/app/src"); if ok,
+// write at and below root+"/app/src" only (nothing else may change);
+// Commit. When not ok, mount the snapshot as usual.
+type DirectWriter interface {
+	// DirectDir returns a directory standing for the root of active
+	// snapshot key, for writes at and below dir (absolute in the
+	// snapshot). dir must not exist in the snapshot; the directories on
+	// its path that do are made in root with their owner, mode, xattrs
+	// and times, as a write through a mount would copy them up. ok is
+	// false when dir exists, or a non-directory, a whiteout or an opaque
+	// directory lies on its path.
+	DirectDir(ctx context.Context, key, dir string) (root string, ok bool, err error)
+}
+
+// DirectDir implements DirectWriter: the upper directory of a fresh
+// active snapshot, with the existing ancestors of dir copied up.
+func (o *overlaySnapshotter) DirectDir(ctx context.Context, key, dir string) (string, bool, error) {
+	r, err := o.lookup(key, kindActive)
+	if err != nil {
+		return "", false, err
+	}
+	rel := strings.TrimPrefix(path.Clean("/"+dir), "/")
+	if rel == "" {
+		return "", false, nil
+	}
+	upper, lowers := o.st.fsDir(r.ID), o.lowerDirs(r)
+	comps := strings.Split(rel, "/")
+	var up []string // existing ancestors to copy up, outermost first
+	for i := range comps {
+		p := strings.Join(comps[:i+1], "/")
+		st, where, err := mergedLookup(upper, lowers, p)
+		if err != nil {
+			return "", false, fmt.Errorf("looking up %s: %w", p, err)
+		}
+		if i == len(comps)-1 {
+			if st != nil {
+				return "", false, nil
+			}
+			break
+		}
+		if st == nil {
+			break // the rest of the path is new
+		}
+		if !isDir(st) || hasOpaque(where) || strings.HasPrefix(where, upper+"/") {
+			return "", false, nil
+		}
+		up = append(up, p)
+	}
+	for _, p := range up {
+		st, where, err := mergedLookup(upper, lowers, p)
+		if err != nil {
+			return "", false, err
+		}
+		dst := filepath.Join(upper, p)
+		if err := unix.Mkdir(dst, 0o700); err != nil {
+			return "", false, fmt.Errorf("copying up %s: %w", p, err)
+		}
+		if err := copyMeta(where, dst, st); err != nil {
+			return "", false, fmt.Errorf("copying up %s: %w", p, err)
+		}
+	}
+	return upper, true, nil
+}
