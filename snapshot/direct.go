@@ -50,12 +50,15 @@ func (o *overlaySnapshotter) DirectDir(ctx context.Context, key, dir string) (st
 			return "", false, fmt.Errorf("looking up %s: %w", p, err)
 		}
 		if i == len(comps)-1 {
-			if st != nil {
+			if st != nil || deletedBelow(lowers, p) {
 				return "", false, nil
 			}
 			break
 		}
 		if st == nil {
+			if deletedBelow(lowers, p) {
+				return "", false, nil // a mount would make it opaque
+			}
 			break // the rest of the path is new
 		}
 		if !isDir(st) || hasOpaque(where) || strings.HasPrefix(where, upper+"/") {
@@ -77,4 +80,15 @@ func (o *overlaySnapshotter) DirectDir(ctx context.Context, key, dir string) (st
 		}
 	}
 	return upper, true, nil
+}
+
+// deletedBelow reports whether a whiteout for rel lies in one of lowers.
+func deletedBelow(lowers []string, rel string) bool {
+	for _, l := range lowers {
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(l, rel), &st) == nil && isWhiteout(&st) {
+			return true
+		}
+	}
+	return false
 }

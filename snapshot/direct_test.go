@@ -1,0 +1,97 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestOverlayDirectDir checks that writing a new directory straight into
+// an active overlay snapshot gives the same layer, byte for byte, as
+// writing it through the mounted snapshot, and that DirectDir refuses
+// paths that exist or that a mount would resolve differently.
+func TestOverlayDirectDir(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	work := testDir(t)
+	sn, err := NewOverlay(filepath.Join(work, "sn"))
+	must(t, err)
+	defer sn.Close()
+	dw, ok := sn.(DirectWriter)
+	if !ok {
+		t.Fatal("the overlay snapshotter is not a DirectWriter")
+	}
+	layers := [][]tarEntry{{
+		{name: "app", typ: tar.TypeDir, mode: 0o750, xattrs: map[string]string{"user.note": "kept"}},
+		{name: "app/old", data: "old"},
+		{name: "file", data: "f"},
+		{name: "link", typ: tar.TypeSymlink, link: "app"},
+		{name: "gone", typ: tar.TypeDir, mode: 0o755},
+		{name: "opq", typ: tar.TypeDir, mode: 0o755},
+	}, {
+		{name: ".wh.gone"},
+		{name: "opq", typ: tar.TypeDir, mode: 0o755},
+		{name: "opq/.wh..wh..opq"},
+	}, {
+		{name: "app/other", data: "other"},
+	}}
+	parent := ""
+	for i, l := range layers {
+		key, name := "k"+string(rune('0'+i)), "l"+string(rune('0'+i))
+		_, err := sn.Prepare(ctx, key, parent)
+		must(t, err)
+		must(t, sn.Apply(ctx, key, bytes.NewReader(makeTar(t, l...))))
+		must(t, sn.Commit(ctx, name, key))
+		parent = name
+	}
+
+	write := func(root string) {
+		must(t, os.MkdirAll(filepath.Join(root, "app/new/sub"), 0o755))
+		writeFile(t, filepath.Join(root, "app/new/sub/f"), "new", 0o644)
+	}
+	mounts, err := sn.Prepare(ctx, "m", parent)
+	must(t, err)
+	write(mountAt(t, mounts, work, "mnt"))
+	unmount(t, filepath.Join(work, "mnt"))
+	must(t, sn.Commit(ctx, "viaMount", "m"))
+
+	_, err = sn.Prepare(ctx, "d", parent)
+	must(t, err)
+	root, ok, err := dw.DirectDir(ctx, "d", "/app/new")
+	if err != nil || !ok {
+		t.Fatalf("DirectDir(/app/new) = %v, %v; want a directory", ok, err)
+	}
+	write(root)
+	must(t, sn.Commit(ctx, "direct", "d"))
+
+	epoch := int64(1600000000)
+	var viaMount, direct bytes.Buffer
+	must(t, sn.Diff(ctx, "viaMount", &viaMount, DiffOptions{Epoch: &epoch}))
+	must(t, sn.Diff(ctx, "direct", &direct, DiffOptions{Epoch: &epoch}))
+	if !bytes.Equal(viaMount.Bytes(), direct.Bytes()) {
+		t.Errorf("layers differ:\nthrough a mount: %v\ndirect:          %v",
+			tarNames(tarHeaders(t, viaMount.Bytes())), tarNames(tarHeaders(t, direct.Bytes())))
+	}
+	view, err := sn.View(ctx, "v", "direct")
+	must(t, err)
+	got := readTree(t, mountAt(t, view, work, "view"))
+	if got["app/old"].Data == "" || got["app/other"].Data == "" || got["app/new/sub/f"].Data == "" {
+		t.Errorf("the direct snapshot does not show the old and new files: %v", got)
+	}
+	if got["app"].Xattrs == "" || got["app"].Mode&0o777 != 0o750 {
+		t.Errorf("app lost its mode or xattr: %+v", got["app"])
+	}
+	unmount(t, filepath.Join(work, "view"))
+	must(t, sn.Remove(ctx, "v"))
+
+	_, err = sn.Prepare(ctx, "n", parent)
+	must(t, err)
+	for _, dir := range []string{"/", "/app", "/app/old", "/file/x", "/link/x", "/gone/x", "/gone", "/opq/x"} {
+		if _, ok, err := dw.DirectDir(ctx, "n", dir); ok || err != nil {
+			t.Errorf("DirectDir(%s) = %v, %v; want not ok", dir, ok, err)
+		}
+	}
+}
