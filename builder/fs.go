@@ -475,7 +475,9 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *parser.Run, id in
 		if err != nil {
 			return nil, err
 		}
-		defer release()
+		// Held until the step is reported done, so that the events
+		// never show more RUN steps at once than there are slots.
+		s.release = release
 		s.begin()
 		// Only a step that runs prepares its mounts and script.
 		if err := mounts.setup(); err != nil {

@@ -70,6 +70,7 @@ type stage struct {
 	stamp     time.Time // when the rootfs's latest step ran (zero: never)
 	current   string    // text of the running step
 	begin     func()    // reports the running step's start (once)
+	release   func()    // gives back the running step's --jobs slot, if it holds one
 	explained bool      // a cache miss of this stage was explained
 	hitNow    bool      // the running step was a cache hit
 }
@@ -182,6 +183,10 @@ func (s *stage) runStep(ctx context.Context, step *parser.Step) (err error) {
 	defer func() {
 		begin()
 		s.b.rep.Done(id, s.hitNow && err == nil, err)
+		if s.release != nil {
+			s.release()
+			s.release = nil
+		}
 	}()
 	cmd, err := s.b.plan.Expand(step, s.expandEnv())
 	if err != nil {
