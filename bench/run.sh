@@ -20,10 +20,13 @@
 #   realistic a two-stage Debian recipe (apt-get install in both stages, then
 #             COPY --from), cold, against docker's BuildKit (a private dockerd
 #             this script starts and stops) and buildah (bench/part-realistic.sh)
+#   user      lading's end-to-end figures: per RUN step with a fresh --root to
+#             an OCI tarball, no-op rebuild of a 10,000-file context
+#             (bench/part-user.sh)
 # Prints markdown tables on stdout and writes them to .bench/results.md.
 #
 # Environment knobs:
-#   BENCH_ONLY=run,cache,parallel,export,pull,rootless,realistic   parts to run
+#   BENCH_ONLY=run,cache,parallel,export,pull,rootless,realistic,user   parts to run
 #   BENCH_REPS=3              runs per figure (median is reported)
 #   BENCH_FAST_REPS=5         runs per figure of the fast ones (no-op rebuild)
 #   BENCH_STEPS=50            RUN steps in the big recipe of "run"
@@ -42,7 +45,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull,rootless,realistic}
+ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull,rootless,realistic,user}
 REPS=${BENCH_REPS:-3}
 FAST_REPS=${BENCH_FAST_REPS:-5}
 LADING=${LADING:-$REPO/bin/lading}
@@ -56,8 +59,8 @@ die() { log "FATAL: $*"; exit 2; }
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 for p in ${ONLY//,/ }; do
 	case $p in
-	run | cache | parallel | export | pull | rootless | realistic) ;;
-	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull, rootless, realistic)" ;;
+	run | cache | parallel | export | pull | rootless | realistic | user) ;;
+	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull, rootless, realistic, user)" ;;
 	esac
 done
 
@@ -70,7 +73,7 @@ if [ ! -x /usr/bin/time ]; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null ||
 		die "cannot install package 'time'"
 fi
-if selected cache || selected export || selected pull; then
+if selected cache || selected export || selected pull || selected user; then
 	command -v go >/dev/null || die "go not found (it compiles bench/gen.go, the context generator)"
 fi
 
@@ -306,14 +309,14 @@ fi
 [ "$LADING_OK" = 1 ] || log "continuing with buildah only"
 
 # The context generator (deterministic data: same files on every run).
-if selected cache || selected export || selected pull; then
+if selected cache || selected export || selected pull || selected user; then
 	(cd "$REPO" && go build -o "$W/gen" bench/gen.go) || die "cannot compile bench/gen.go"
 fi
 
 # ---------------------------------------------------------------- parts
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(now_ns)
-for part in run cache parallel export pull rootless realistic; do
+for part in run cache parallel export pull rootless realistic user; do
 	selected "$part" || continue
 	log "=== part: $part"
 	part_start=$(now_ns)
@@ -347,7 +350,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 		printf '%s\n' "${SUMMARY[@]}"
 		echo
 	fi
-	for part in run cache parallel export pull rootless realistic; do
+	for part in run cache parallel export pull rootless realistic user; do
 		[ -f "$W/section-$part.md" ] && cat "$W/section-$part.md"
 	done
 } >"$W/results.md"

@@ -12,6 +12,8 @@ import (
 
 	"github.com/lading-build/lading/internal/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/atomicfile"
 )
 
 // Options the overlay snapshotter puts in every overlay mount: no inode
@@ -394,6 +396,18 @@ func OverlaySupported(dir string) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("probing overlay support: %w", err)
 	}
+	// A probe that passed is remembered for the same kernel, user and
+	// user namespace, which are what decide the answer: every build
+	// would otherwise pay for a mount and an unmount.
+	mark, where := probeMark(dir), filepath.Join(dir, ".overlay-probe-ok")
+	if b, err := os.ReadFile(where); err == nil && mark != "" && string(b) == mark {
+		return nil
+	}
+	defer func() {
+		if err == nil && mark != "" {
+			_ = atomicfile.Write(where, []byte(mark), 0o600)
+		}
+	}()
 	tmp, err := os.MkdirTemp(dir, ".overlay-probe-")
 	if err != nil {
 		return fmt.Errorf("probing overlay support: %w", err)
@@ -432,4 +446,20 @@ func OverlaySupported(dir string) (err error) {
 		return fmt.Errorf("probing overlay support: no whiteout in upper directory: %v", err)
 	}
 	return nil
+}
+
+// probeMark names what an overlay probe in dir depends on: the kernel
+// release, the filesystem dir is on, the effective user and the user
+// namespace's uid map. "" when one cannot be read.
+func probeMark(dir string) string {
+	var u unix.Utsname
+	var st unix.Stat_t
+	if unix.Uname(&u) != nil || unix.Stat(dir, &st) != nil {
+		return ""
+	}
+	uidMap, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("kernel=%s dev=%d euid=%d uid_map=%s", unix.ByteSliceToString(u.Release[:]), st.Dev, os.Geteuid(), strings.Join(strings.Fields(string(uidMap)), " "))
 }

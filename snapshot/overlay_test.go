@@ -75,9 +75,20 @@ func TestOverlaySupported(t *testing.T) {
 	}
 	ents, err := os.ReadDir(work)
 	must(t, err)
-	if len(ents) != 0 {
-		t.Errorf("probe left %v", ents)
+	if len(ents) != 1 || ents[0].Name() != ".overlay-probe-ok" {
+		t.Errorf("probe left %v, want only its mark", ents)
 	}
+	// A mark from another kernel, user or filesystem is not trusted: the
+	// probe runs again and writes its own.
+	mark := filepath.Join(work, ".overlay-probe-ok")
+	must(t, os.WriteFile(mark, []byte("kernel=other"), 0o600))
+	if err := OverlaySupported(work); err != nil {
+		t.Fatalf("OverlaySupported(%s) again = %v", work, err)
+	}
+	if b, err := os.ReadFile(mark); err != nil || string(b) != probeMark(work) {
+		t.Errorf("mark after a second probe = %q, %v; want %q", b, err, probeMark(work))
+	}
+	must(t, os.Remove(mark))
 	// A directory on overlayfs cannot hold upper directories.
 	for _, d := range []string{"l1", "l2", "u", "w", "m"} {
 		must(t, os.Mkdir(filepath.Join(work, d), 0o755))
