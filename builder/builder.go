@@ -37,6 +37,10 @@ type Options struct {
 	// nil discards them.
 	Progress progress.Reporter
 	Platform v1.Platform
+	// ExportsCache says the caller exports the build's cache records
+	// (CacheTo): every step's layer blob is then written, also those no
+	// output needs.
+	ExportsCache bool
 	// Cache is the step cache; nil builds everything.
 	Cache *cache.Cache
 	// CacheFrom are remote caches consulted when the local cache misses:

@@ -161,6 +161,14 @@ func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer, unl
 		if unlock != nil {
 			defer unlock()
 		}
+		if p, ok := layer.(*pendingLayer); ok && !p.eager {
+			// Nothing needs the blob: a build that does diffs the snapshot.
+			rec.Unwritten = true
+			if err := c.Put(rec); err != nil {
+				return fmt.Errorf("recording cache: %w", err)
+			}
+			return nil
+		}
 		l, err := settle(layer)
 		if err != nil {
 			return err
@@ -189,7 +197,24 @@ func (s *stage) hit(ctx context.Context, c *cache.Cache, key string) (v1.Layer, 
 		return nil, false
 	}
 	var layer v1.Layer
-	if rec.Layer != nil {
+	if rec.Unwritten {
+		layer = s.b.layerLater(ctx, rec.Snapshot, s.b.layerNeeded(s), func(l v1.Layer) error {
+			// Written now: later hits reuse the blob.
+			done := *rec
+			done.Unwritten, done.Layer = false, nil
+			if l != nil {
+				d, err := describe(l)
+				if err != nil {
+					return err
+				}
+				done.Layer = d
+			}
+			if err := c.Put(&done); err != nil {
+				return fmt.Errorf("recording cache: %w", err)
+			}
+			return nil
+		})
+	} else if rec.Layer != nil {
 		l, err := storeLayer(s.b.opts.Store, rec.Layer)
 		if err != nil {
 			_ = c.Delete(key)

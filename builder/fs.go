@@ -77,8 +77,7 @@ func (s *stage) fsStepAt(ctx context.Context, name, dir string, fn func(rootfs s
 		b.own(name)
 	}
 	s.res.snap = name
-	needed := b.output[s.st.Index] || (b.opts.Cache != nil && !b.opts.NoCache)
-	return b.layerLater(ctx, name, needed), nil
+	return b.layerLater(ctx, name, b.layerNeeded(s), nil), nil
 }
 
 // withMounted shows mounts at a directory for the duration of fn. A single

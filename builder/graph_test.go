@@ -1,9 +1,13 @@
 package builder_test
 
 import (
+	"archive/tar"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/lading-build/lading/builder"
 )
@@ -101,46 +105,104 @@ func TestJobsBoundRunSteps(t *testing.T) {
 	}
 }
 
-// TestUnneededLayersNotWritten checks that without a cache, the layers of
-// a stage that only feeds a COPY --from are never compressed into the
-// store: every blob the build adds belongs to the image it returns.
+// TestUnneededLayersNotWritten checks that the layers of a stage that
+// only feeds a COPY --from are never compressed into the store, with the
+// cache off or on: every blob the build adds belongs to the image it
+// returns. With the cache on, a later build whose output is that stage
+// hits its records and gets its layer, made then from the snapshot.
 func TestUnneededLayersNotWritten(t *testing.T) {
 	e := newEnv(t)
 	e.busybox()
 	ctxDir := e.context(nil)
-	before, err := e.store.Blobs()
+	tools := "FROM busybox:test AS tools\nRUN head -c 200000 /dev/urandom >/big && echo hi >/small\n"
+	recipe := tools + "\nFROM busybox:test\nCOPY --from=tools /small /small\n"
+	for _, noCache := range []bool{true, false} {
+		before := e.blobs()
+		e.opts = func(o *builder.Options) { o.NoCache = noCache }
+		res, err := e.build(ctxDir, recipe, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := imageBlobs(t, res.Image)
+		for b := range before {
+			want[b] = true
+		}
+		for b := range e.blobs() {
+			if !want[b] {
+				t.Errorf("no-cache=%v: blob %s written that the image does not use", noCache, b)
+			}
+		}
+	}
+	e.opts = nil
+	res, err := e.build(ctxDir, tools, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipe := "FROM busybox:test AS tools\nRUN head -c 200000 /dev/urandom >/big && echo hi >/small\n\n" +
-		"FROM busybox:test\nCOPY --from=tools /small /small\n"
-	e.opts = func(o *builder.Options) { o.NoCache = true }
-	res, err := e.build(ctxDir, recipe, nil)
-	if err != nil {
-		t.Fatal(err)
+	if hits, misses := e.last.cachedSteps(); len(hits) != 1 || len(misses) != 0 {
+		t.Fatalf("building the tools stage alone: hits %v, misses %v; want its RUN cached", hits, misses)
 	}
-	want := map[string]bool{}
-	for _, b := range before {
-		want[b] = true
-	}
-	dgst, _ := res.Image.Digest()
-	cfg, _ := res.Image.ConfigName()
-	want[dgst.String()], want[cfg.String()] = true, true
 	layers, err := res.Image.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range layers {
-		d, _ := l.Digest()
-		want[d.String()] = true
-	}
-	after, err := e.store.Blobs()
+	rc, err := layers[len(layers)-1].Uncompressed()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range after {
-		if !want[b] {
-			t.Errorf("blob %s written that the image does not use", b)
+	defer rc.Close()
+	names := map[string]bool{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
 		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[h.Name] = true
 	}
+	if !names["big"] || !names["small"] {
+		t.Errorf("the cached RUN's layer holds %v, want big and small", names)
+	}
+}
+
+// blobs lists the store's blobs.
+func (e *env) blobs() map[string]bool {
+	e.t.Helper()
+	list, err := e.store.Blobs()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, b := range list {
+		out[b] = true
+	}
+	return out
+}
+
+// imageBlobs lists the blobs of an image: manifest, config and layers.
+func imageBlobs(t *testing.T, img v1.Image) map[string]bool {
+	t.Helper()
+	dgst, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{dgst.String(): true, cfg.String(): true}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[d.String()] = true
+	}
+	return out
 }

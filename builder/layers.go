@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -12,13 +13,19 @@ import (
 
 // A step's layer blob is written in the background once its snapshot is
 // committed, so compressing one step overlaps the next step's run. The
-// stage goes on with a pendingLayer, which the cache record and the image
-// assembly wait for. A layer that nothing can need (no cache, and a stage
-// that no output is built FROM) is never written at all.
+// stage goes on with a pendingLayer, which the image assembly waits for.
+// A layer that no output needs (a stage that only feeds a COPY --from,
+// say) is written only if something asks for it during the build; its
+// cache record says the layer is unwritten, and a later build that needs
+// it diffs the cached snapshot then.
 
-// pendingLayer is a step's layer being written; it resolves to nil when
-// the step changed nothing. It implements v1.Layer by waiting.
+// pendingLayer is a step's layer, being written or written on demand; it
+// resolves to nil when the step changed nothing. It implements v1.Layer
+// by waiting.
 type pendingLayer struct {
+	once  sync.Once
+	run   func() // writes the layer, then closes done
+	eager bool   // written from the start, not on demand
 	done  chan struct{}
 	layer v1.Layer
 	err   error
@@ -27,25 +34,29 @@ type pendingLayer struct {
 	hist int
 }
 
-// errLayerSkipped is what a layer nothing needed answers if asked.
-var errLayerSkipped = errors.New("layer was not written: no output needs it")
-
-// layerLater writes the layer of committed snapshot name in the
-// background when needed says so; a skipped layer only errors.
-func (b *build) layerLater(ctx context.Context, name string, needed bool) *pendingLayer {
-	p := &pendingLayer{done: make(chan struct{})}
-	if !needed {
-		p.err = errLayerSkipped
-		close(p.done)
-		return p
+// layerLater returns the layer of committed snapshot name, written in the
+// background now when eager, else when first asked for. written, if not
+// nil, runs once the layer is there.
+func (b *build) layerLater(ctx context.Context, name string, eager bool, written func(v1.Layer) error) *pendingLayer {
+	p := &pendingLayer{done: make(chan struct{}), eager: eager}
+	p.run = func() {
+		b.background(func() error {
+			defer close(p.done)
+			p.layer, p.err = b.layerOf(ctx, name)
+			if p.err == nil && written != nil {
+				return written(p.layer)
+			}
+			return p.err
+		})
 	}
-	b.background(func() error {
-		defer close(p.done)
-		p.layer, p.err = b.layerOf(ctx, name)
-		return p.err
-	})
+	if eager {
+		p.start()
+	}
 	return p
 }
+
+// start begins writing the layer, once.
+func (p *pendingLayer) start() { p.once.Do(p.run) }
 
 // background runs fn beside the build's steps; runStages waits for it
 // and fails the build with its error.
@@ -68,6 +79,7 @@ func settle(l v1.Layer) (v1.Layer, error) {
 }
 
 func (p *pendingLayer) wait() (v1.Layer, error) {
+	p.start()
 	<-p.done
 	return p.layer, p.err
 }
@@ -152,6 +164,12 @@ func (r *stageResult) resolve() error {
 	}
 	r.layers, r.start.layers = layers, startLayers
 	return nil
+}
+
+// layerNeeded reports whether the build needs the layers of stage s's
+// steps: its image is an output, or the cache is exported.
+func (b *build) layerNeeded(s *stage) bool {
+	return b.output[s.st.Index] || b.opts.ExportsCache
 }
 
 // outputChain marks the stages whose layers end up in the target image:

@@ -97,7 +97,7 @@ func exportCache(ctx context.Context, st *store.Store, c *cache.Cache, res *Resu
 				continue
 			}
 			seen[k] = true
-			if rec, ok := c.Get(k); ok {
+			if rec, ok := c.Get(k); ok && !rec.Unwritten {
 				entries = append(entries, remotecache.FromRecord(rec))
 			}
 		}

@@ -161,6 +161,8 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 		Cache:      buildCache,
 		CacheFrom:  cacheFrom,
 		Settings:   settings,
+		// Exported records need their layers written.
+		ExportsCache: len(cacheTo) > 0,
 	})
 	if err != nil {
 		return nil, err

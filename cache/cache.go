@@ -29,8 +29,13 @@ var (
 // recordMagic starts the header line of a record file.
 const recordMagic = "lading-cache-record"
 
-// recordVersion is the record file format version.
-const recordVersion = 1
+// recordVersion is the record file format version; records whose layer
+// is Unwritten are version unwrittenVersion, which older readers reject
+// (they would take the missing layer for an empty one).
+const (
+	recordVersion    = 1
+	unwrittenVersion = 2
+)
 
 // staleTemp is how old a file under tmp/ must be before Open removes it as
 // a leftover of a killed process.
@@ -50,10 +55,14 @@ type Record struct {
 	Parent   string     `json:"parent,omitempty"` // key of the previous step, "" for a stage base
 	Snapshot string     `json:"snapshot"`         // committed snapshot holding the step's rootfs
 	Layer    *LayerDesc `json:"layer,omitempty"`  // nil when the step changed no files
-	Inputs   Inputs     `json:"inputs,omitempty"` // for Explain
-	Stage    string     `json:"stage,omitempty"`  // human text for explain and du
-	Step     string     `json:"step,omitempty"`
-	Created  time.Time  `json:"created"`
+	// Unwritten says the step's layer blob was never written (no output
+	// needed it): Layer is nil, and the layer is the diff of Snapshot,
+	// made when a later build needs it.
+	Unwritten bool      `json:"unwritten,omitempty"`
+	Inputs    Inputs    `json:"inputs,omitempty"` // for Explain
+	Stage     string    `json:"stage,omitempty"`  // human text for explain and du
+	Step      string    `json:"step,omitempty"`
+	Created   time.Time `json:"created"`
 	// LastUsed is when the record was last written or returned by Get; it
 	// lives in the record file's mtime, not in the file.
 	LastUsed time.Time `json:"-"`
@@ -270,7 +279,11 @@ func encodeRecord(r *Record) ([]byte, error) {
 	h := sha256.New()
 	h.Write(body)
 	h.Write(files)
-	head := fmt.Sprintf("%s %d %d %d %x\n", recordMagic, recordVersion, len(body), len(files), h.Sum(nil))
+	version := recordVersion
+	if r.Unwritten {
+		version = unwrittenVersion
+	}
+	head := fmt.Sprintf("%s %d %d %d %x\n", recordMagic, version, len(body), len(files), h.Sum(nil))
 	out := make([]byte, 0, len(head)+len(body)+len(files))
 	return append(append(append(out, head...), body...), files...), nil
 }
@@ -308,7 +321,7 @@ func decodeRecord(data []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: no header", ErrCorrupt)
 	}
 	f := strings.Fields(string(head))
-	if len(f) != 5 || f[0] != recordMagic || f[1] != strconv.Itoa(recordVersion) {
+	if len(f) != 5 || f[0] != recordMagic || (f[1] != strconv.Itoa(recordVersion) && f[1] != strconv.Itoa(unwrittenVersion)) {
 		return nil, fmt.Errorf("%w: bad header", ErrCorrupt)
 	}
 	nbody, err1 := strconv.Atoi(f[2])
