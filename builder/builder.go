@@ -258,9 +258,9 @@ type build struct {
 	pulls  map[string]*pullState
 	seq    int
 	stepID int
-	// snaps are the snapshots this build created, removed at the end in
-	// reverse order (children before parents).
-	snaps []string
+	// snaps are the snapshots this build created, with their parents,
+	// removed at the end (children before parents).
+	snaps []ownedSnap
 
 	netMu sync.Mutex
 	net   *runtime.Netns // the private network of RUN steps, once made
@@ -280,23 +280,71 @@ func (b *build) newStepID() int {
 	return b.stepID
 }
 
-// own records a snapshot for removal at the end of the build.
-func (b *build) own(name string) {
+type ownedSnap struct{ name, parent string }
+
+// own records a snapshot (on parent) for removal at the end of the build.
+func (b *build) own(name, parent string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.snaps = append(b.snaps, name)
+	b.snaps = append(b.snaps, ownedSnap{name, parent})
 }
 
+// cleanup removes the snapshots the build owns: each as soon as no other
+// one stands on it, so the stages' chains go in parallel.
 func (b *build) cleanup(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i := len(b.snaps) - 1; i >= 0; i-- {
-		if err := b.opts.Snapshots.Remove(ctx, b.snaps[i]); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
-			b.rep.Log("warning: removing snapshot %s: %v", b.snaps[i], err)
+	owned := map[string]bool{}
+	for _, sn := range b.snaps {
+		owned[sn.name] = true
+	}
+	kids := map[string]int{}
+	parent := map[string]string{}
+	for _, sn := range b.snaps {
+		parent[sn.name] = sn.parent
+		if owned[sn.parent] {
+			kids[sn.parent]++
 		}
 	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		remove func(name string)
+	)
+	remove = func(name string) {
+		defer wg.Done()
+		err := b.opts.Snapshots.Remove(ctx, name)
+		if err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			// Its parent stays too: something still stands on it.
+			b.rep.Log("warning: removing snapshot %s: %v", name, err)
+			return
+		}
+		p := parent[name]
+		if !owned[p] {
+			return
+		}
+		mu.Lock()
+		kids[p]--
+		last := kids[p] == 0
+		mu.Unlock()
+		if last {
+			wg.Add(1)
+			go remove(p)
+		}
+	}
+	var leaves []string
+	for _, sn := range b.snaps {
+		if kids[sn.name] == 0 {
+			leaves = append(leaves, sn.name)
+		}
+	}
+	wg.Add(len(leaves))
+	for _, name := range leaves {
+		go remove(name)
+	}
+	wg.Wait()
 }
 
 // readIgnore loads "<recipe>.dockerignore" next to the recipe, else

@@ -36,8 +36,8 @@ func (s *stage) fsStep(ctx context.Context, name string, fn func(rootfs string) 
 func (s *stage) fsStepAt(ctx context.Context, name, dir string, fn func(rootfs string) error) (layer v1.Layer, err error) {
 	b := s.b
 	sn := b.opts.Snapshots
-	key := b.newName("active")
-	mounts, err := sn.Prepare(ctx, key, s.res.snap)
+	key, parent := b.newName("active"), s.res.snap
+	mounts, err := sn.Prepare(ctx, key, parent)
 	if err != nil {
 		return nil, fmt.Errorf("preparing snapshot: %w", err)
 	}
@@ -74,7 +74,7 @@ func (s *stage) fsStepAt(ctx context.Context, name, dir string, fn func(rootfs s
 	}
 	committed = true
 	if temporary {
-		b.own(name)
+		b.own(name, parent)
 	}
 	s.res.snap = name
 	return b.layerLater(ctx, name, b.layerNeeded(s), nil), nil

@@ -2,6 +2,7 @@ package builder_test
 
 import (
 	"archive/tar"
+	"context"
 	"io"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/snapshot"
 )
 
 // handshake is a RUN line that meets its partner through a fifo in a
@@ -205,4 +207,38 @@ func imageBlobs(t *testing.T, img v1.Image) map[string]bool {
 		out[d.String()] = true
 	}
 	return out
+}
+
+// TestNoCacheLeavesNoSnapshots checks that a build without cache removes
+// every snapshot it made, also where one stage is built FROM another's
+// (whose snapshots it stands on).
+func TestNoCacheLeavesNoSnapshots(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	ctxDir := e.context(nil)
+	list := func() map[string]bool {
+		out := map[string]bool{}
+		err := e.snaps.Walk(context.Background(), func(i snapshot.Info) error {
+			out[i.Name] = true
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := list()
+	recipe := "FROM busybox:test AS a\nRUN echo 1 >/1\nRUN echo 2 >/2\n\n" +
+		"FROM a AS b\nRUN echo 3 >/3\n\nFROM busybox:test AS c\nRUN echo 4 >/4\n\n" +
+		"FROM busybox:test\nCOPY --from=b /3 /3\nCOPY --from=c /4 /4\n"
+	e.opts = func(o *builder.Options) { o.NoCache = true }
+	if _, err := e.build(ctxDir, recipe, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name := range list() {
+		// layer-* are the base image's unpacked layers, kept for reuse.
+		if !before[name] && !strings.HasPrefix(name, "layer-") {
+			t.Errorf("snapshot %s left after the build", name)
+		}
+	}
 }
