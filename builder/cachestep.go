@@ -11,6 +11,7 @@ import (
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/snapshot"
 	"github.com/lading-build/lading/store"
 )
 
@@ -103,7 +104,7 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 		if layer, err = settle(layer); err != nil {
 			return nil, err
 		}
-		s.record(c, s.newKey("layer").Add("layer", layerID(layer)), layer, nil)
+		s.record(ctx, c, s.newKey("layer").Add("layer", layerID(layer)), layer, nil)
 		return layer, nil
 	}
 	key := kb.Sum()
@@ -138,14 +139,15 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 		return nil, err
 	}
 	locked = false
-	s.record(c, kb, layer, unlock)
+	s.record(ctx, c, kb, layer, unlock)
 	return layer, nil
 }
 
 // record moves the stage onto the result of a step that just ran and
-// stores it in the cache once its layer is written, in the background;
-// unlock (if any) releases the step's cache lock after that.
-func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer, unlock func() error) {
+// stores it in the cache once its layer is written and its snapshot
+// durable, in the background; unlock (if any) releases the step's cache
+// lock after that.
+func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer, unlock func() error) {
 	rec := &cache.Record{
 		Key:      kb.Sum(),
 		Parent:   s.key,
@@ -160,6 +162,12 @@ func (s *stage) record(c *cache.Cache, kb *cache.KeyBuilder, layer v1.Layer, unl
 	s.b.background(func() error {
 		if unlock != nil {
 			defer unlock()
+		}
+		if lc, ok := s.b.opts.Snapshots.(snapshot.LazyCommitter); ok {
+			// The step's snapshot was committed unsynced (fsStepAt).
+			if err := lc.Sync(ctx); err != nil {
+				return fmt.Errorf("recording cache: %w", err)
+			}
 		}
 		if p, ok := layer.(*pendingLayer); ok && !p.eager {
 			// Nothing needs the blob: a build that does diffs the snapshot.

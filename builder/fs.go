@@ -69,7 +69,13 @@ func (s *stage) fsStepAt(ctx context.Context, name, dir string, fn func(rootfs s
 	if temporary {
 		name = b.newName("step")
 	}
-	if err := sn.Commit(ctx, name, key); err != nil {
+	// Made durable in the background before a cache record refers to it
+	// (record); a temporary snapshot never needs to be.
+	commit := sn.Commit
+	if lc, ok := sn.(snapshot.LazyCommitter); ok {
+		commit = lc.CommitUnsynced
+	}
+	if err := commit(ctx, name, key); err != nil {
 		return nil, fmt.Errorf("committing snapshot: %w", err)
 	}
 	committed = true

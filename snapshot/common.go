@@ -47,6 +47,22 @@ func (b *base) Commit(ctx context.Context, name, key string) error {
 	return b.st.locked(func() error { return b.st.commit(name, key) })
 }
 
+// CommitUnsynced implements LazyCommitter.
+func (b *base) CommitUnsynced(ctx context.Context, name, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.st.locked(func() error { return b.st.commit(name, key) })
+}
+
+// Sync implements LazyCommitter.
+func (b *base) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return syncFS(filepath.Join(b.st.dir, "snapshots"))
+}
+
 // syncFS writes the dirty data of the filesystem holding dir to disk.
 func syncFS(dir string) error {
 	f, err := os.Open(dir)

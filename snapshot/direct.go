@@ -29,6 +29,20 @@ type DirectWriter interface {
 	DirectDir(ctx context.Context, key, dir string) (root string, ok bool, err error)
 }
 
+// LazyCommitter is implemented by snapshotters that can commit a snapshot
+// before its files are durable, for a caller that makes them durable
+// later, before anything durable refers to the snapshot (a build step's
+// snapshot is committed on the step's path, and synced in the
+// background before its cache record is written; a temporary one is
+// never synced). A snapshot committed so and lost to a power failure is
+// referenced by nothing and garbage collection removes it.
+type LazyCommitter interface {
+	// CommitUnsynced is Commit without making the files durable.
+	CommitUnsynced(ctx context.Context, name, key string) error
+	// Sync makes the files of every snapshot committed so far durable.
+	Sync(ctx context.Context) error
+}
+
 // DirectDir implements DirectWriter: the upper directory of a fresh
 // active snapshot, with the existing ancestors of dir copied up.
 func (o *overlaySnapshotter) DirectDir(ctx context.Context, key, dir string) (string, bool, error) {

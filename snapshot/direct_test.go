@@ -95,3 +95,39 @@ func TestOverlayDirectDir(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitUnsynced checks, for both snapshotters, that a snapshot
+// committed unsynced is committed like any other (a child can stand on
+// it and sees its files) and that Sync then succeeds.
+func TestCommitUnsynced(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	for name, open := range map[string]func(string) (Snapshotter, error){"overlay": NewOverlay, "native": NewNative} {
+		t.Run(name, func(t *testing.T) {
+			work := testDir(t)
+			sn, err := open(filepath.Join(work, "sn"))
+			must(t, err)
+			defer sn.Close()
+			lc, ok := sn.(LazyCommitter)
+			if !ok {
+				t.Fatal("not a LazyCommitter")
+			}
+			_, err = sn.Prepare(ctx, "a", "")
+			must(t, err)
+			must(t, sn.Apply(ctx, "a", bytes.NewReader(makeTar(t, tarEntry{name: "f", data: "data"}))))
+			must(t, lc.CommitUnsynced(ctx, "base", "a"))
+			if info, err := sn.Stat(ctx, "base"); err != nil || info.Kind != KindCommitted {
+				t.Fatalf("Stat(base) = %+v, %v; want committed", info, err)
+			}
+			must(t, lc.Sync(ctx))
+			view, err := sn.View(ctx, "v", "base")
+			must(t, err)
+			got := readTree(t, mountAt(t, view, work, "view"))
+			if got["f"].Data == "" {
+				t.Errorf("the child view does not show f: %v", got)
+			}
+			unmount(t, filepath.Join(work, "view"))
+			must(t, sn.Remove(ctx, "v"))
+		})
+	}
+}
