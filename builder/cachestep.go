@@ -157,6 +157,7 @@ func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder
 		Step:     s.current,
 		Created:  s.b.now(),
 	}
+	content := s.content
 	s.key, s.stamp = rec.Key, rec.Created
 	s.res.chain = append(s.res.chain, rec.Key)
 	s.b.background(func() error {
@@ -175,6 +176,9 @@ func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder
 			if err := c.Put(rec); err != nil {
 				return fmt.Errorf("recording cache: %w", err)
 			}
+			if content != "" {
+				return c.PutContent(content, rec.Snapshot)
+			}
 			return nil
 		}
 		l, err := settle(layer)
@@ -188,6 +192,9 @@ func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder
 		}
 		if err := c.Put(rec); err != nil {
 			return fmt.Errorf("recording cache: %w", err)
+		}
+		if content != "" {
+			return c.PutContent(content, rec.Snapshot)
 		}
 		return nil
 	})
@@ -300,14 +307,14 @@ func copyText(kind string, req copier.Request) string {
 // copyKey keys a COPY/ADD from the build context by the digests of the
 // files it selects; nil (uncacheable) for an ADD of a URL without a
 // checksum.
-func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (*cache.KeyBuilder, error) {
+func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (*cache.KeyBuilder, []cache.FileDigest, error) {
 	if s.b.cacheFor(s) == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	text := copyText(kind, *req)
 	sources, err := copier.Select(*req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	files := make([]cache.File, 0, len(sources))
 	var remote []string
@@ -316,7 +323,7 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 			// Keyed by the commit the ref names now.
 			sha, err := copier.GitCommit(ctx, src.URL, "")
 			if err != nil {
-				return nil, nil
+				return nil, nil, nil
 			}
 			remote = append(remote, src.URL+"@"+sha)
 			if req.Checksum == "" && len(sources) == 1 {
@@ -328,7 +335,7 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 		}
 		if src.URL != "" {
 			if req.Checksum == "" {
-				return nil, nil
+				return nil, nil, nil
 			}
 			continue
 		}
@@ -336,11 +343,30 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 	}
 	digests, err := cache.DigestFiles(ctx, s.b.stat, files)
 	if err != nil {
-		return nil, fmt.Errorf("hashing sources: %w", err)
+		return nil, nil, fmt.Errorf("hashing sources: %w", err)
 	}
 	kb := s.newKey(kind).Add(cache.FieldInstruction, text).AddFiles(cache.FieldFiles, digests)
 	for _, r := range remote {
 		kb.Add("git", r)
 	}
-	return kb, nil
+	if len(remote) > 0 {
+		digests = nil // not only files: no content key
+	}
+	return kb, digests, nil
+}
+
+// contentKey keys what a COPY from the context writes, without the
+// parent: "" unless the copy takes the fast path (copyTarget), whose
+// output does not depend on what lies below it.
+func (s *stage) contentKey(kind string, req copier.Request, digests []cache.FileDigest) string {
+	target := copyTarget(req)
+	if target == "" || digests == nil || s.b.cacheFor(s) == nil {
+		return ""
+	}
+	if _, ok := s.b.opts.Snapshots.(snapshot.DirectWriter); !ok {
+		return ""
+	}
+	return cache.NewKey("").Add("version", keyVersion).Add("content", "copy-output").
+		Add(cache.FieldInstruction, copyText(kind, req)).Add("target", target).
+		AddFiles(cache.FieldFiles, digests).Sum()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -57,7 +58,8 @@ func (s *stage) fsStepAt(ctx context.Context, name, dir string, fn func(rootfs s
 			direct = root
 		}
 	}
-	if direct != "" {
+	s.direct = direct != ""
+	if s.direct {
 		err = fn(direct)
 	} else {
 		err = b.withMounted(mounts, fn)
@@ -285,7 +287,7 @@ func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request
 	var kb *cache.KeyBuilder
 	if len(req.Sources) > 0 {
 		var err error
-		if kb, err = s.copyKey(ctx, kind, &req); err != nil {
+		if kb, _, err = s.copyKey(ctx, kind, &req); err != nil {
 			return nil, err
 		}
 	} else if s.b.cacheFor(s) != nil {
@@ -320,20 +322,55 @@ func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request
 // copyInto runs a COPY or ADD from the build context, keyed by the
 // digests of the files it selects.
 func (s *stage) copyInto(ctx context.Context, kind string, req copier.Request) (v1.Layer, error) {
-	kb, err := s.copyKey(ctx, kind, &req)
+	kb, digests, err := s.copyKey(ctx, kind, &req)
 	if err != nil {
 		return nil, err
 	}
+	content := s.contentKey(kind, req, digests)
 	return s.cached(ctx, kb, func(name string) (v1.Layer, error) {
-		return s.copyStep(ctx, name, req)
+		return s.copyStep(ctx, name, req, content)
 	})
 }
 
-func (s *stage) copyStep(ctx context.Context, name string, req copier.Request) (v1.Layer, error) {
-	return s.fsStepAt(ctx, name, copyTarget(req), func(root string) error {
+// copyStep runs a COPY or ADD. content, when not "", keys its output
+// (contentKey): an earlier snapshot with that output lends its files as
+// hard links, and the step's own snapshot is recorded under it.
+func (s *stage) copyStep(ctx context.Context, name string, req copier.Request, content string) (v1.Layer, error) {
+	target := copyTarget(req)
+	return s.fsStepAt(ctx, name, target, func(root string) error {
+		if !s.direct || content == "" {
+			req.DestRoot = root
+			return copier.Copy(ctx, req)
+		}
+		s.content = content
+		if linked, err := s.linkEarlier(ctx, content, root, target); linked || err != nil {
+			return err
+		}
 		req.DestRoot = root
 		return copier.Copy(ctx, req)
 	})
+}
+
+// linkEarlier fills root's target from the earlier snapshot recorded
+// under content, if it is still there; false when there is none.
+func (s *stage) linkEarlier(ctx context.Context, content, root, target string) (bool, error) {
+	c, dw := s.b.cacheFor(s), s.b.opts.Snapshots.(snapshot.DirectWriter)
+	old, ok := c.Content(content)
+	if !ok {
+		return false, nil
+	}
+	dir, err := dw.CommittedDir(ctx, old)
+	if err != nil {
+		return false, nil
+	}
+	src := filepath.Join(dir, target)
+	if _, err := os.Lstat(src); err != nil {
+		return false, nil
+	}
+	if err := snapshot.LinkTree(ctx, src, filepath.Join(root, target)); err != nil {
+		return true, fmt.Errorf("linking the files of an earlier copy: %w", err)
+	}
+	return true, nil
 }
 
 // copyTarget is the path a plain COPY writes at and below: its
@@ -410,7 +447,7 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 		err = b.withMounted(mounts, func(src string) error {
 			req.SrcRoot = src
 			var err error
-			layer, err = s.copyStep(ctx, name, req)
+			layer, err = s.copyStep(ctx, name, req, "")
 			return err
 		})
 		return layer, err

@@ -71,6 +71,8 @@ type stage struct {
 	current   string    // text of the running step
 	begin     func()    // reports the running step's start (once)
 	release   func()    // gives back the running step's --jobs slot, if it holds one
+	direct    bool      // the running step writes into its snapshot directly
+	content   string    // content key of the running COPY's output (contentKey)
 	explained bool      // a cache miss of this stage was explained
 	hitNow    bool      // the running step was a cache hit
 }
@@ -179,7 +181,7 @@ func (s *stage) runStep(ctx context.Context, step *parser.Step) (err error) {
 	if _, isRun := step.RunNetwork(); !isRun {
 		begin()
 	}
-	s.current, s.hitNow, s.begin = historyText(step), false, begin
+	s.current, s.hitNow, s.begin, s.content = historyText(step), false, begin, ""
 	defer func() {
 		begin()
 		s.b.rep.Done(id, s.hitNow && err == nil, err)

@@ -3,6 +3,8 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -27,6 +29,9 @@ type DirectWriter interface {
 	// false when dir exists, or a non-directory, a whiteout or an opaque
 	// directory lies on its path.
 	DirectDir(ctx context.Context, key, dir string) (root string, ok bool, err error)
+	// CommittedDir returns the directory holding what committed snapshot
+	// name changed over its parent, read-only to the caller.
+	CommittedDir(ctx context.Context, name string) (string, error)
 }
 
 // LazyCommitter is implemented by snapshotters that can commit a snapshot
@@ -105,4 +110,66 @@ func deletedBelow(lowers []string, rel string) bool {
 		}
 	}
 	return false
+}
+
+// CommittedDir implements DirectWriter.
+func (o *overlaySnapshotter) CommittedDir(ctx context.Context, name string) (string, error) {
+	r, err := o.lookup(name, kindCommitted)
+	if err != nil {
+		return "", err
+	}
+	return o.st.fsDir(r.ID), nil
+}
+
+// LinkTree recreates the tree at src (inside a committed snapshot's
+// directory) at dst (inside an active one's, not existing yet): its
+// directories anew, with their owner, mode, xattrs and times, and every
+// other entry as a hard link to the same inode. A committed snapshot's
+// files are never written again (overlayfs copies a file up before any
+// change), so the two snapshots can share them; making them costs no new
+// inode and no data.
+func LinkTree(ctx context.Context, src, dst string) error {
+	type dir struct {
+		from, to string
+		st       *unix.Stat_t
+	}
+	var dirs []dir
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		if !d.IsDir() {
+			if err := unix.Linkat(unix.AT_FDCWD, p, unix.AT_FDCWD, to, 0); err != nil {
+				return &os.PathError{Op: "link", Path: to, Err: err}
+			}
+			return nil
+		}
+		st, err := lstat(p)
+		if err != nil {
+			return err
+		}
+		if err := unix.Mkdir(to, 0o700); err != nil {
+			return &os.PathError{Op: "mkdir", Path: to, Err: err}
+		}
+		dirs = append(dirs, dir{p, to, st})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Deepest first, once their entries are in: times stay as they were.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := copyMeta(dirs[i].from, dirs[i].to, dirs[i].st); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -131,3 +131,36 @@ func TestCommitUnsynced(t *testing.T) {
 		})
 	}
 }
+
+// TestLinkTree checks that LinkTree recreates directories with their
+// metadata and shares every other entry's inode.
+func TestLinkTree(t *testing.T) {
+	requireRoot(t)
+	work := testDir(t)
+	src, dst := filepath.Join(work, "src"), filepath.Join(work, "dst")
+	must(t, os.MkdirAll(filepath.Join(src, "d/e"), 0o755))
+	writeFile(t, filepath.Join(src, "d/e/f"), "data", 0o640)
+	must(t, os.Symlink("e/f", filepath.Join(src, "d/l")))
+	must(t, os.Chmod(filepath.Join(src, "d"), 0o710))
+	must(t, os.Chown(filepath.Join(src, "d"), 12, 34))
+	must(t, LinkTree(context.Background(), src, dst))
+	want, got := readTree(t, src), readTree(t, dst)
+	for rel, w := range want {
+		g, ok := got[rel]
+		if !ok {
+			t.Errorf("%s missing", rel)
+			continue
+		}
+		sameInode := g.Inode == w.Inode
+		if (w.Mode&0o170000 == 0o040000) == sameInode {
+			t.Errorf("%s: shares the inode: %v", rel, sameInode)
+		}
+		g.Inode, w.Inode = 0, 0
+		if g != w {
+			t.Errorf("%s = %+v, want %+v", rel, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d entries, want %d", len(got), len(want))
+	}
+}

@@ -1,0 +1,63 @@
+package builder_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestCopyReusesEarlierOutput checks that a COPY re-run only because an
+// earlier step changed gives the very layer it gave before (the files of
+// the earlier result are reused), that the changed COPY gets the new
+// content, and that a rebuild over the reused files is still right when
+// the source of the reused COPY changes afterwards.
+func TestCopyReusesEarlierOutput(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	epoch := int64(1700000000)
+	e.epoch = &epoch
+	ctxDir := e.context(map[string]string{"a/x": "a1", "b/y": "b1", "b/sub/z": "z1", "b/link": "y\x00link"})
+	recipe := "FROM busybox:test\nCOPY a/ /app/a/\nCOPY b/ /app/b/\nRUN cat /app/a/x /app/b/y /app/b/link /app/b/sub/z >/all\n"
+	layersOf := func() []string {
+		res := e.mustBuild(ctxDir, recipe)
+		ls, err := res.Image.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, l := range ls {
+			d, err := l.DiffID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, d.String())
+		}
+		return ids
+	}
+	first := layersOf()
+	if err := os.WriteFile(filepath.Join(ctxDir, "a/x"), []byte("a2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := layersOf()
+	n := len(first)
+	if len(second) != n || n < 3 {
+		t.Fatalf("layers %d then %d", n, len(second))
+	}
+	if first[n-3] == second[n-3] {
+		t.Error("the changed COPY a/ gave the same layer")
+	}
+	if first[n-2] != second[n-2] {
+		t.Errorf("COPY b/, re-run after COPY a/ changed, gave layer %s, then %s", first[n-2], second[n-2])
+	}
+	if first[n-1] == second[n-1] {
+		t.Error("the RUN reading a/x gave the same layer")
+	}
+	// Change b/ now: its COPY must copy, not reuse.
+	if err := os.WriteFile(filepath.Join(ctxDir, "b/sub/z"), []byte("z2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustBuild(ctxDir, recipe+"RUN test \"$(cat /all)\" = a2b1b1z2\n")
+	if res == nil {
+		t.Fatal("no result")
+	}
+}
