@@ -107,8 +107,8 @@ RUN --mount=type=cache,id=rendezvous,target=/r touch /r/$T-X-start && i=0 && ` +
 
 // TestParallelStages checks that two independent stages run at the same
 // time with two jobs (they meet), one after the other with one job (they
-// never do, however long the first waits), and that the final stage
-// waits for both.
+// never do, however long the first waits), and that each COPY --from of
+// the final stage waits for the stage it reads.
 func TestParallelStages(t *testing.T) {
 	e := newEnv(t)
 	e.busybox()
@@ -156,9 +156,11 @@ COPY --from=b /b /b
 		}
 		_, aEnd := rec.interval(t, "a", "RUN")
 		_, bEnd := rec.interval(t, "b", "RUN")
-		copyStart, _ := rec.interval(t, "stage-3", "COPY --from=a")
-		if copyStart.Before(aEnd) || copyStart.Before(bEnd) {
-			t.Errorf("final stage started before its dependencies ended")
+		// Each COPY --from waits for the stage it reads, and only for it.
+		copyA, _ := rec.interval(t, "stage-3", "COPY --from=a")
+		copyB, _ := rec.interval(t, "stage-3", "COPY --from=b")
+		if copyA.Before(aEnd) || copyB.Before(bEnd) {
+			t.Errorf("a COPY --from started before the stage it reads ended")
 		}
 		rec.mu.Lock()
 		for _, s := range rec.steps {
