@@ -22,6 +22,21 @@ func (p platform) String() string {
 	return p.os + "/" + p.arch + "/" + p.variant
 }
 
+// HostPlatform is the platform lading runs on ("linux/amd64"): the build
+// platform of every build, whatever the target.
+func HostPlatform() string { return hostPlatform().String() }
+
+// NormalizePlatform parses "os/arch[/variant]" and returns it in the
+// form the automatic ARGs use (aarch64 is arm64, arm64/v8 is arm64, arm is
+// arm/v7).
+func NormalizePlatform(s string) (string, error) {
+	p, err := parsePlatform(s)
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+}
+
 // hostPlatform is the platform lading runs on.
 func hostPlatform() platform {
 	p, err := parsePlatform(goruntime.GOOS + "/" + goruntime.GOARCH)
@@ -101,8 +116,8 @@ func automaticArgs(b, t platform, target string, buildArgs map[string]string) ma
 // order: a --build-arg value wins, else the default expanded with the ARGs
 // before it; an ARG with neither stays undefined (or keeps its automatic
 // value, see automaticArgs).
-func globalArgs(metas []*argNode, plat platform, target string, buildArgs map[string]string, file string, escape rune) (map[string]string, error) {
-	args := automaticArgs(plat, plat, target, buildArgs)
+func globalArgs(metas []*argNode, build, plat platform, target string, buildArgs map[string]string, file string, escape rune) (map[string]string, error) {
+	args := automaticArgs(build, plat, target, buildArgs)
 	lex := shell.NewLex(escape)
 	for _, m := range metas {
 		for _, kv := range m.cmd.Args {

@@ -46,14 +46,17 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 		}
 		return nil, fromBuildkit(opts.File, 1, err)
 	}
-	plat := hostPlatform()
+	// The build platform is always the machine lading runs on; --platform
+	// sets only the target platform (BuildKit's rule).
+	build, target := hostPlatform(), hostPlatform()
 	if opts.Platform != "" {
-		if plat, err = parsePlatform(opts.Platform); err != nil {
+		if target, err = parsePlatform(opts.Platform); err != nil {
 			return nil, errorf(Location{File: opts.File}, "%w", err)
 		}
 	}
 	p := &Plan{
 		File:      opts.File,
+		Platform:  target.String(),
 		BuildArgs: maps.Clone(opts.BuildArgs),
 		escape:    res.EscapeToken,
 		lint:      ls,
@@ -75,7 +78,7 @@ func Parse(r io.Reader, opts Options) (plan *Plan, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.GlobalArgs, err = globalArgs(metas, plat, opts.Target, p.BuildArgs, p.File, p.escape); err != nil {
+	if p.GlobalArgs, err = globalArgs(metas, build, target, opts.Target, p.BuildArgs, p.File, p.escape); err != nil {
 		return nil, err
 	}
 	p.metaArgs = map[string]bool{}

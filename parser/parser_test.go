@@ -141,7 +141,7 @@ FROM x
 	want := map[string]string{
 		"A": "override", "B": "overrideb", "C": "c+", "E": "e",
 		"TARGETPLATFORM": "linux/arm/v6", "TARGETOS": "linux", "TARGETARCH": "arm", "TARGETVARIANT": "v6",
-		"BUILDPLATFORM": "linux/arm/v6", "BUILDOS": "linux", "BUILDARCH": "arm", "BUILDVARIANT": "v6",
+		"BUILDPLATFORM": hostPlatform().String(), "BUILDOS": "linux", "BUILDARCH": hostPlatform().arch, "BUILDVARIANT": hostPlatform().variant,
 		"BUILDOSVERSION": "", "TARGETOSVERSION": "", "TARGETSTAGE": "default",
 	}
 	if !reflect.DeepEqual(p.GlobalArgs, want) {

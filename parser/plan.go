@@ -36,12 +36,14 @@ type Options struct {
 	File      string            // recipe name used in locations
 	BuildArgs map[string]string // --build-arg values
 	Target    string            // stage name or index to build; "" = last stage
-	Platform  string            // build and target platform "os/arch[/variant]"; "" = host
+	Platform  string            // target platform "os/arch[/variant]"; "" = host (the build platform is always the host)
 }
 
 // Plan is a parsed recipe.
 type Plan struct {
 	File string
+	// Platform is the target platform, normalized ("linux/arm64").
+	Platform string
 	// Stages holds every stage in recipe order; Stages[i].Index == i.
 	Stages []*Stage
 	// Target is the index of the stage to build.
@@ -75,9 +77,11 @@ type Stage struct {
 	// or the name/index of an earlier stage (then FromStage >= 0).
 	From      string
 	FromStage int // index of the base stage, -1 otherwise
-	Platform  string
-	Loc       Location
-	Steps     []*Step
+	// Platform is FROM --platform expanded and normalized; "" means the
+	// target platform (see Plan.StagePlatform).
+	Platform string
+	Loc      Location
+	Steps    []*Step
 	// Deps lists the indices of earlier stages this stage reads (its base,
 	// every COPY --from / RUN --mount from= stage, and those of the ONBUILD
 	// triggers its base stage declares), sorted, unique.
@@ -130,4 +134,29 @@ func (s *Step) Sets() (names []string, env bool) {
 		env = true
 	}
 	return names, env
+}
+
+// StagePlatform is the platform stage i is built for: its FROM
+// --platform, else that of the stage it is built FROM (as BuildKit), else
+// the plan's target platform.
+func (p *Plan) StagePlatform(i int) string {
+	for st := p.Stages[i]; ; st = p.Stages[st.FromStage] {
+		if st.Platform != "" {
+			return st.Platform
+		}
+		if st.FromStage < 0 {
+			return p.Platform
+		}
+	}
+}
+
+// ArgNames are the names of the ARGs the stage's steps declare, in order.
+func (st *Stage) ArgNames() []string {
+	var names []string
+	for _, s := range st.Steps {
+		if n, env := s.Sets(); !env {
+			names = append(names, n...)
+		}
+	}
+	return names
 }
