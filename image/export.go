@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,7 +73,11 @@ func (a *archive) Export(ctx context.Context, img v1.Image) error {
 	if err != nil {
 		return fmt.Errorf("exporting image: %w", err)
 	}
-	index, err := a.index(img)
+	desc, err := manifestDescriptor(img)
+	if err != nil {
+		return fmt.Errorf("exporting image: %w", err)
+	}
+	index, err := a.index(desc)
 	if err != nil {
 		return fmt.Errorf("exporting image: %w", err)
 	}
@@ -82,7 +87,71 @@ func (a *archive) Export(ctx context.Context, img v1.Image) error {
 			return fmt.Errorf("exporting image: %w", err)
 		}
 	}
-	err = writeAtomic(ctx, a.path, func(f *os.File) error {
+	if err := a.write(ctx, index, dockerManifest, blobs); err != nil {
+		return fmt.Errorf("exporting image %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// IndexExporter writes a multi-platform image (an OCI image index).
+type IndexExporter interface {
+	ExportIndex(ctx context.Context, idx v1.ImageIndex) error
+}
+
+// ErrDockerIndex is the error of a docker archive of several platforms.
+var ErrDockerIndex = errors.New("a docker archive holds one platform: use type=oci or --push for a multi-platform image")
+
+// ExportIndex writes an OCI archive whose index.json entries (one per
+// name) point at the image index idx, with every image of it; skopeo
+// copy --all reads it. A docker archive cannot hold an index.
+func (a *archive) ExportIndex(ctx context.Context, idx v1.ImageIndex) error {
+	if a.docker {
+		return ErrDockerIndex
+	}
+	imgs, _, err := IndexImages(idx)
+	if err != nil {
+		return fmt.Errorf("exporting index: %w", err)
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return fmt.Errorf("exporting index: %w", err)
+	}
+	dgst, err := idx.Digest()
+	if err != nil {
+		return fmt.Errorf("exporting index: %w", err)
+	}
+	mt, err := idx.MediaType()
+	if err != nil {
+		return fmt.Errorf("exporting index: %w", err)
+	}
+	seen := map[v1.Hash]bool{dgst: true}
+	blobs := []blob{{digest: dgst, data: raw}}
+	for _, img := range imgs {
+		bs, err := imageBlobs(img)
+		if err != nil {
+			return fmt.Errorf("exporting index: %w", err)
+		}
+		for _, b := range bs {
+			if !seen[b.digest] {
+				seen[b.digest] = true
+				blobs = append(blobs, b)
+			}
+		}
+	}
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].digest.Hex < blobs[j].digest.Hex })
+	index, err := a.index(v1.Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(raw))})
+	if err != nil {
+		return fmt.Errorf("exporting index: %w", err)
+	}
+	if err := a.write(ctx, index, nil, blobs); err != nil {
+		return fmt.Errorf("exporting index %s: %w", dgst, err)
+	}
+	return nil
+}
+
+// write writes the archive's tar: temp file next to path, then rename.
+func (a *archive) write(ctx context.Context, index, dockerManifest []byte, blobs []blob) error {
+	return writeAtomic(ctx, a.path, func(f *os.File) error {
 		t := &tarFile{f: f}
 		if err := t.bytes("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 			return err
@@ -111,11 +180,6 @@ func (a *archive) Export(ctx context.Context, img v1.Image) error {
 		}
 		return t.close()
 	})
-	if err != nil {
-		dgst, _ := img.Digest()
-		return fmt.Errorf("exporting image %s: %w", dgst, err)
-	}
-	return nil
 }
 
 func writeBlob(t *tarFile, b blob) error {
@@ -178,12 +242,9 @@ func imageBlobs(img v1.Image) ([]blob, error) {
 	return blobs, nil
 }
 
-// index returns index.json for the archive's names.
-func (a *archive) index(img v1.Image) ([]byte, error) {
-	desc, err := manifestDescriptor(img)
-	if err != nil {
-		return nil, err
-	}
+// index returns index.json for the archive's names, each pointing at
+// desc.
+func (a *archive) index(desc v1.Descriptor) ([]byte, error) {
 	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
 	if len(a.names) == 0 {
 		idx.Manifests = []v1.Descriptor{desc}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path"
-	goruntime "runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,6 +32,12 @@ var ErrBadArchive = errors.New("bad image archive")
 // digest as it is stored; docker archive layers are compressed with
 // WriteLayer and checked against the config's diff ids.
 func ImportArchive(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
+	return ImportArchiveFor(ctx, s, ref, HostPlatform())
+}
+
+// ImportArchiveFor is ImportArchive choosing, from an index, the image for
+// platform want (with the variant rules of Pull: arm64 is arm64/v8).
+func ImportArchiveFor(ctx context.Context, s *store.Store, ref string, want v1.Platform) (v1.Image, error) {
 	transport, rest, ok := strings.Cut(ref, ":")
 	if !ok {
 		return nil, fmt.Errorf("importing %s: want oci-archive:PATH or docker-archive:PATH", ref)
@@ -44,7 +49,7 @@ func ImportArchive(ctx context.Context, s *store.Store, ref string) (v1.Image, e
 	)
 	switch transport {
 	case "oci-archive":
-		img, err = importOCI(ctx, s, file, sel)
+		img, err = importOCI(ctx, s, file, sel, want)
 	case "docker-archive":
 		img, err = importDocker(ctx, s, file, sel)
 	default:
@@ -81,41 +86,138 @@ func splitArchiveRef(ref string) (file, sel string) {
 // diff_ids. Only then does the second pass copy the image's blobs,
 // verified, into the store; a lying archive is refused before any layer
 // is read, and blobs of other images in the archive are not stored.
-func importOCI(ctx context.Context, s *store.Store, file, sel string) (v1.Image, error) {
+func importOCI(ctx context.Context, s *store.Store, file, sel string, want v1.Platform) (v1.Image, error) {
+	a, idx, err := openOCI(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	defer a.f.Close()
+	desc, err := selectManifest(idx, sel, want)
+	if err != nil {
+		return nil, err
+	}
+	manifest, blobs, err := a.plan(desc, want, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.store(ctx, s, blobs); err != nil {
+		return nil, err
+	}
+	return Load(s, manifest.String())
+}
+
+// openOCI opens an OCI layout tar, scans it and parses its index.json;
+// the caller closes a.f.
+func openOCI(ctx context.Context, file string) (a *ociArchive, top *v1.IndexManifest, err error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
-	a, err := scanOCI(ctx, f)
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	if a, err = scanOCI(ctx, f); err != nil {
+		return nil, nil, err
+	}
+	if top, err = v1.ParseIndexManifest(bytes.NewReader(a.index)); err != nil {
+		return nil, nil, fmt.Errorf("parsing index.json: %w", err)
+	}
+	return a, top, nil
+}
+
+// readIndex reads and parses the index desc names, verified.
+func (a *ociArchive) readIndex(desc v1.Descriptor) (*v1.IndexManifest, []byte, error) {
+	raw, err := a.read(desc, "index", maxIndexSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	idx, err := v1.ParseIndexManifest(bytes.NewReader(a.index))
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("parsing index.json: %w", err)
+		return nil, nil, fmt.Errorf("parsing index %s: %w", desc.Digest, err)
 	}
-	desc, err := selectManifest(idx, sel)
-	if err != nil {
-		return nil, err
-	}
-	manifest, blobs, err := a.plan(desc, 0)
-	if err != nil {
-		return nil, err
-	}
+	return idx, raw, nil
+}
+
+// store copies blobs from the archive into the store, each verified.
+func (a *ociArchive) store(ctx context.Context, s *store.Store, blobs []v1.Descriptor) error {
 	for _, d := range blobs {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		if s.HasBlob(d.Digest.String()) {
 			continue
 		}
 		e := a.blobs[d.Digest.Hex]
-		if _, _, err := s.WriteBlob(ctxReader{ctx, io.NewSectionReader(f, e.off, e.size)}, d.Digest.String()); err != nil {
-			return nil, fmt.Errorf("storing blob %s: %w", d.Digest, err)
+		if _, _, err := s.WriteBlob(ctxReader{ctx, io.NewSectionReader(a.f, e.off, e.size)}, d.Digest.String()); err != nil {
+			return fmt.Errorf("storing blob %s: %w", d.Digest, err)
 		}
 	}
-	return Load(s, manifest.String())
+	return nil
+}
+
+// ImportArchiveIndex is ImportArchive keeping every platform: when the
+// archive's image is an OCI image index (as a multi-platform build or
+// skopeo copy --all writes it), each of its images and then the index
+// are stored, and the index digest is returned with isIndex true.
+// Otherwise it imports the image for this machine, as ImportArchive.
+func ImportArchiveIndex(ctx context.Context, s *store.Store, ref string) (digest v1.Hash, isIndex bool, err error) {
+	if file, ok := strings.CutPrefix(ref, "oci-archive:"); ok {
+		file, sel := splitArchiveRef(file)
+		d, ok, err := importOCIIndex(ctx, s, file, sel)
+		if err != nil {
+			return v1.Hash{}, false, fmt.Errorf("importing %s: %w", ref, err)
+		}
+		if ok {
+			return d, true, nil
+		}
+	}
+	img, err := ImportArchive(ctx, s, ref)
+	if err != nil {
+		return v1.Hash{}, false, err
+	}
+	d, err := img.Digest()
+	return d, false, err
+}
+
+// importOCIIndex imports the index an OCI archive's entry points at; ok
+// is false when the entry is an image.
+func importOCIIndex(ctx context.Context, s *store.Store, file, sel string) (v1.Hash, bool, error) {
+	a, top, err := openOCI(ctx, file)
+	if err != nil {
+		return v1.Hash{}, false, err
+	}
+	defer a.f.Close()
+	if len(top.Manifests) == 0 || sel == "" && top.Manifests[0].Platform != nil {
+		return v1.Hash{}, false, nil
+	}
+	desc, err := selectManifest(top, sel, HostPlatform())
+	if err != nil || !desc.MediaType.IsIndex() {
+		return v1.Hash{}, false, err
+	}
+	idx, raw, err := a.readIndex(desc)
+	if err != nil {
+		return v1.Hash{}, false, err
+	}
+	var blobs []v1.Descriptor
+	for _, d := range idx.Manifests {
+		if d.MediaType.IsIndex() {
+			return v1.Hash{}, false, fmt.Errorf("index %s: nested indexes: %w", desc.Digest, ErrUnsupportedMediaType)
+		}
+		_, bs, err := a.plan(d, HostPlatform(), 1)
+		if err != nil {
+			return v1.Hash{}, false, err
+		}
+		blobs = append(blobs, bs...)
+	}
+	if err := a.store(ctx, s, blobs); err != nil {
+		return v1.Hash{}, false, err
+	}
+	if err := putBytes(s, raw, desc.Digest); err != nil {
+		return v1.Hash{}, false, err
+	}
+	return desc.Digest, true, nil
 }
 
 // ociArchive is what the first pass learns of an OCI layout tar.
@@ -252,10 +354,10 @@ func (a *ociArchive) read(desc v1.Descriptor, what string, limit int64) ([]byte,
 	return b, nil
 }
 
-// plan checks the image desc points at (for an index, the entry for this
-// machine's platform) and returns its manifest digest and every blob to
-// store: manifest, config, then layers.
-func (a *ociArchive) plan(desc v1.Descriptor, depth int) (v1.Hash, []v1.Descriptor, error) {
+// plan checks the image desc points at (for an index, the entry for
+// platform want) and returns its manifest digest and every blob to store:
+// manifest, config, then layers.
+func (a *ociArchive) plan(desc v1.Descriptor, want v1.Platform, depth int) (v1.Hash, []v1.Descriptor, error) {
 	if !isManifestType(desc.MediaType) {
 		return v1.Hash{}, nil, fmt.Errorf("%w: index entry %s is %q, not an image manifest", ErrUnsupportedMediaType, desc.Digest, desc.MediaType)
 	}
@@ -263,19 +365,15 @@ func (a *ociArchive) plan(desc v1.Descriptor, depth int) (v1.Hash, []v1.Descript
 		if depth > 4 {
 			return v1.Hash{}, nil, fmt.Errorf("%w: indexes nested too deep", ErrBadArchive)
 		}
-		raw, err := a.read(desc, "index", maxIndexSize)
+		idx, _, err := a.readIndex(desc)
 		if err != nil {
 			return v1.Hash{}, nil, err
 		}
-		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-		if err != nil {
-			return v1.Hash{}, nil, fmt.Errorf("parsing index %s: %w", desc.Digest, err)
-		}
-		d, err := platformEntry(idx, desc.Digest)
+		d, err := platformEntry(idx, desc.Digest, want)
 		if err != nil {
 			return v1.Hash{}, nil, err
 		}
-		return a.plan(d, depth+1)
+		return a.plan(d, want, depth+1)
 	}
 	raw, err := a.read(desc, "manifest", maxManifestSize)
 	if err != nil {
@@ -325,34 +423,41 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// selectManifest picks the index entry sel names, or the first.
-func selectManifest(idx *v1.IndexManifest, sel string) (v1.Descriptor, error) {
+// selectManifest picks the index entry sel names; without sel, the entry
+// for platform want when the entries name platforms (an index.json
+// listing one image per platform), else the first.
+func selectManifest(idx *v1.IndexManifest, sel string, want v1.Platform) (v1.Descriptor, error) {
 	if len(idx.Manifests) == 0 {
 		return v1.Descriptor{}, fmt.Errorf("%w: empty index.json", ErrBadArchive)
 	}
 	if sel == "" {
+		if idx.Manifests[0].Platform != nil {
+			return matchPlatform(idx.Manifests, want)
+		}
 		return idx.Manifests[0], nil
 	}
-	want := nameForms(sel)
+	names := nameForms(sel)
 	for _, d := range idx.Manifests {
-		if want[d.Annotations[AnnotationRefName]] || want[d.Annotations[AnnotationContainerdName]] {
+		if names[d.Annotations[AnnotationRefName]] || names[d.Annotations[AnnotationContainerdName]] {
 			return d, nil
 		}
 	}
 	return v1.Descriptor{}, fmt.Errorf("no image named %q in the archive: %w", sel, store.ErrNotFound)
 }
 
-// platformEntry returns the entry of an index for this machine's
-// platform: a nested index, an entry whose platform matches, or the only
-// entry when it names none.
-func platformEntry(idx *v1.IndexManifest, digest v1.Hash) (v1.Descriptor, error) {
-	want := v1.Platform{OS: goruntime.GOOS, Architecture: goruntime.GOARCH}
+// platformEntry returns the entry of an index for platform want (as
+// matchPlatform chooses), else a nested index.
+func platformEntry(idx *v1.IndexManifest, digest v1.Hash, want v1.Platform) (v1.Descriptor, error) {
+	d, err := matchPlatform(idx.Manifests, want)
+	if err == nil {
+		return d, nil
+	}
 	for _, d := range idx.Manifests {
-		if d.MediaType.IsIndex() || (d.Platform != nil && d.Platform.Satisfies(want)) || (d.Platform == nil && len(idx.Manifests) == 1) {
+		if d.MediaType.IsIndex() {
 			return d, nil
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("index %s has no image for %s/%s: %w", digest, want.OS, want.Architecture, store.ErrNotFound)
+	return v1.Descriptor{}, fmt.Errorf("index %s: %w: %w", digest, err, store.ErrNotFound)
 }
 
 // importDocker reads a `docker save` tar with ggcr, compresses each layer

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -95,6 +96,29 @@ func checkEmptyDir(path string) error {
 	}
 	if len(entries) > 0 {
 		return ErrDirNotEmpty
+	}
+	return nil
+}
+
+// ExportIndex writes one directory per platform of idx under the
+// directory: path/linux_amd64, path/linux_arm64 (as BuildKit's local
+// exporter does).
+func (d *localDir) ExportIndex(ctx context.Context, idx v1.ImageIndex) error {
+	imgs, plats, err := IndexImages(idx)
+	if err != nil {
+		return fmt.Errorf("exporting to %s: %w", d.path, err)
+	}
+	if err := checkEmptyDir(d.path); err != nil {
+		return fmt.Errorf("exporting to %s: %w", d.path, err)
+	}
+	if err := os.MkdirAll(d.path, 0o755); err != nil {
+		return fmt.Errorf("exporting to %s: %w", d.path, err)
+	}
+	for i, img := range imgs {
+		dir := filepath.Join(d.path, strings.ReplaceAll(plats[i].String(), "/", "_"))
+		if err := (&localDir{path: dir}).Export(ctx, img); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -85,3 +85,16 @@ func (r *registryPush) Export(ctx context.Context, img v1.Image) error {
 	}
 	return nil
 }
+
+// ExportIndex pushes every image of idx, then idx, to each name.
+func (r *registryPush) ExportIndex(ctx context.Context, idx v1.ImageIndex) error {
+	if len(r.names) == 0 {
+		return errors.New("pushing: no name to push to")
+	}
+	for _, n := range r.names {
+		if _, err := PushIndex(ctx, idx, n, r.opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -168,6 +168,11 @@ func (o RemoteOptions) platform() v1.Platform {
 	if o.Platform != nil {
 		return *o.Platform
 	}
+	return HostPlatform()
+}
+
+// HostPlatform is the platform of this machine, linux/<GOARCH>.
+func HostPlatform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -144,15 +143,11 @@ var errIndex = errors.New("is an image index, not an image")
 // canonical registry form (see LookupName): a pulled "debian:12" is found
 // as "debian:12", "docker.io/library/debian:12" or
 // "index.docker.io/library/debian:12".
+//
+// A name of an image index gives the index's image for this machine's
+// platform (ResolvePlatform chooses another).
 func Resolve(s *store.Store, ref string) (v1.Image, error) {
-	if strings.HasPrefix(ref, "sha256:") {
-		return Load(s, ref)
-	}
-	_, d, err := LookupName(s, ref)
-	if err != nil {
-		return nil, err
-	}
-	return Load(s, d)
+	return ResolvePlatform(s, ref, HostPlatform())
 }
 
 // storeImage is a v1.Image read from the store.
@@ -215,9 +210,24 @@ func Referenced(s *store.Store) (map[string]bool, error) {
 		return nil, err
 	}
 	used := map[string]bool{}
+	digests := []string{}
 	for _, n := range names {
-		used[n.Digest] = true
-		img, err := Load(s, n.Digest)
+		digests = append(digests, n.Digest)
+		if idx, ok, err := LoadIndex(s, n.Digest); err == nil && ok {
+			// An index keeps itself and every image it lists.
+			used[n.Digest] = true
+			im, _ := idx.IndexManifest()
+			for _, d := range im.Manifests {
+				digests = append(digests, d.Digest.String())
+			}
+		}
+	}
+	for _, d := range digests {
+		if used[d] {
+			continue
+		}
+		used[d] = true
+		img, err := Load(s, d)
 		if err != nil {
 			// A name whose image is gone keeps nothing alive.
 			continue
