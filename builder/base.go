@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	goruntime "runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,21 +16,20 @@ import (
 	"github.com/lading-build/lading/store"
 )
 
-func hostPlatform() v1.Platform {
-	return v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}
-}
+func hostPlatform() v1.Platform { return image.HostPlatform() }
 
 // isScratch reports whether a stage starts from nothing.
 func isScratch(st *parser.Stage) bool {
 	return st.FromStage < 0 && strings.EqualFold(st.From, "scratch")
 }
 
-// scratchConfig is the config of a stage FROM scratch.
-func (b *build) scratchConfig() *v1.ConfigFile {
+// scratchConfig is the config of stage st FROM scratch, for its platform.
+func (b *build) scratchConfig(st *parser.Stage) *v1.ConfigFile {
+	p := b.platformOf(st)
 	return &v1.ConfigFile{
-		OS:           b.opts.Platform.OS,
-		Architecture: b.opts.Platform.Architecture,
-		Variant:      b.opts.Platform.Variant,
+		OS:           p.OS,
+		Architecture: p.Architecture,
+		Variant:      p.Variant,
 		// BuildKit's empty image has WorkingDir "/".
 		Config: v1.Config{Env: []string{"PATH=" + defaultPath}, WorkingDir: "/"},
 	}
@@ -57,49 +55,59 @@ func (b *build) base(ctx context.Context, st *parser.Stage) (*stageResult, []str
 		if !isImage {
 			return nil, nil, fmt.Errorf("build context %s is a directory; FROM needs an image (--build-context %s=docker-image://REF)", st.From, st.From)
 		}
-		img, err := b.resolveImage(ctx, v)
+		img, err := b.resolveImage(ctx, v, b.platformOf(st))
 		if err != nil {
 			return nil, nil, err
 		}
-		return b.fromImage(ctx, img)
+		return b.fromImage(ctx, st, img)
 	}
 	if isScratch(st) {
-		return &stageResult{cfg: b.scratchConfig(), base: "scratch"}, nil, nil
+		return &stageResult{cfg: b.scratchConfig(st), base: "scratch"}, nil, nil
 	}
-	img, err := b.resolveImage(ctx, st.From)
+	img, err := b.resolveImage(ctx, st.From, b.platformOf(st))
 	if err != nil {
 		return nil, nil, err
 	}
-	return b.fromImage(ctx, img)
+	return b.fromImage(ctx, st, img)
 }
 
-// resolveImage finds an image by reference: "oci-archive:PATH",
-// "docker-archive:PATH", or a name or digest in the local store, pulled
-// from its registry as the pull policy says.
-func (b *build) resolveImage(ctx context.Context, ref string) (v1.Image, error) {
+// resolveImage finds an image by reference for platform p:
+// "oci-archive:PATH", "docker-archive:PATH", or a name or digest in the
+// local store, pulled from its registry as the pull policy says. From an
+// index, the image for p is chosen; a stored single-platform image of
+// another platform is pulled again for p unless --pull=never (and then
+// used with a warning, see checkPlatform).
+func (b *build) resolveImage(ctx context.Context, ref string, p v1.Platform) (v1.Image, error) {
 	if strings.HasPrefix(ref, "oci-archive:") || strings.HasPrefix(ref, "docker-archive:") {
-		return image.ImportArchive(ctx, b.opts.Store, ref)
+		return image.ImportArchiveFor(ctx, b.opts.Store, ref, p)
 	}
 	if _, dgst, ok := strings.Cut(ref, "@"); ok && b.opts.Pull != PullAlways {
-		if img, err := image.Load(b.opts.Store, dgst); err == nil {
+		if img, err := image.ResolvePlatform(b.opts.Store, dgst, p); err == nil {
 			return img, nil
 		}
 	}
 	switch b.opts.Pull {
 	case PullAlways:
-		return b.pull(ctx, ref)
+		return b.pull(ctx, ref, p)
 	case PullNever:
-		img, err := image.Resolve(b.opts.Store, ref)
+		img, err := image.ResolvePlatform(b.opts.Store, ref, p)
 		if err != nil {
 			return nil, fmt.Errorf("image %q is not in the local store (and --pull=never): %w", ref, err)
 		}
 		return img, nil
 	}
-	img, err := image.Resolve(b.opts.Store, ref)
+	img, err := image.ResolvePlatform(b.opts.Store, ref, p)
+	if err == nil && !imageIs(img, p) {
+		// The stored image is for another platform: the registry may
+		// have this one; if not, the stored one is used (with a warning).
+		if pulled, perr := b.pull(ctx, ref, p); perr == nil {
+			return pulled, nil
+		}
+	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return img, err
 	}
-	img, err = b.pull(ctx, ref)
+	img, err = b.pull(ctx, ref, p)
 	if err != nil && !hasRegistryHost(ref) {
 		// A short name may be a local image the user never built here;
 		// docker reads it as a docker.io name, so say both.
@@ -116,19 +124,29 @@ func hasRegistryHost(ref string) bool {
 	return ok && (strings.ContainsAny(first, ".:") || first == "localhost")
 }
 
-// pull fetches an image into the store; one pull per reference at a time
-// in this build (parallel stages often share a base).
-func (b *build) pull(ctx context.Context, ref string) (v1.Image, error) {
-	unlock := b.pullLock(ref)
+// imageIs reports whether img's config says platform p.
+func imageIs(img v1.Image, p v1.Platform) bool {
+	cf, err := img.ConfigFile()
+	if err != nil || cf.OS == "" {
+		return true
+	}
+	return samePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}, p)
+}
+
+// pull fetches an image for platform p into the store; one pull per
+// reference and platform at a time in this build (parallel stages often
+// share a base).
+func (b *build) pull(ctx context.Context, ref string, p v1.Platform) (v1.Image, error) {
+	lockKey := ref + " " + platformString(p)
+	unlock := b.pullLock(lockKey)
 	defer unlock()
-	if b.opts.Pull != PullAlways || b.pulled(ref) {
-		if img, err := image.Resolve(b.opts.Store, ref); err == nil {
+	if b.opts.Pull != PullAlways || b.pulled(lockKey) {
+		if img, err := image.ResolvePlatform(b.opts.Store, ref, p); err == nil && imageIs(img, p) {
 			return img, nil
 		}
 	}
 	opts := b.opts.Remote
 	if opts.Platform == nil {
-		p := b.opts.Platform
 		opts.Platform = &p
 	}
 	if opts.Progress == nil {
@@ -138,17 +156,18 @@ func (b *build) pull(ctx context.Context, ref string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.markPulled(ref)
+	b.markPulled(lockKey)
 	return img, nil
 }
 
 // fromImage unpacks an image's layers into snapshots and returns the
 // stage state on top of them.
-func (b *build) fromImage(ctx context.Context, img v1.Image) (*stageResult, []string, error) {
+func (b *build) fromImage(ctx context.Context, st *parser.Stage, img v1.Image) (*stageResult, []string, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading image config: %w", err)
 	}
+	b.checkPlatform(st, cf)
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading image layers: %w", err)

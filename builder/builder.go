@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
@@ -114,8 +116,15 @@ const (
 
 // Result is a built image.
 type Result struct {
-	Image  v1.Image
-	Digest v1.Hash // manifest digest; the image is saved in the store
+	// Image is the built image, of Platform; nil for several platforms,
+	// whose images are Images, listed by the image index Index.
+	Image    v1.Image
+	Platform v1.Platform
+	Images   []Result
+	Index    v1.ImageIndex
+	// Digest is the digest of the image's manifest, or of the index; both
+	// are saved in the store.
+	Digest v1.Hash
 
 	// chains are the cache keys of the target stage's steps (with the
 	// stages it is built FROM), and of every stage built: what
@@ -139,8 +148,17 @@ func (e *StepError) Unwrap() error { return e.Err }
 // in the store. It is the engine under Build, for callers that parse and
 // open the store and snapshotter themselves.
 func Run(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
+	res, err := runAll(ctx, []*parser.Plan{plan}, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &res[0], nil
+}
+
+// withDefaults checks opts and fills in the defaults of a build of plan.
+func withDefaults(plan *parser.Plan, opts Options) (Options, error) {
 	if opts.Store == nil || opts.Snapshots == nil {
-		return nil, errors.New("builder: store and snapshotter are required")
+		return opts, errors.New("builder: store and snapshotter are required")
 	}
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard()
@@ -152,39 +170,79 @@ func Run(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) 
 		opts.Network = runtime.NetworkDefault
 	}
 	if err := checkNetwork(plan, opts); err != nil {
-		return nil, err
+		return opts, err
 	}
 	if err := runtime.CheckSeccomp(opts.Seccomp); err != nil {
-		return nil, err
+		return opts, err
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = "lading"
 	}
 	if opts.Platform.OS == "" {
 		opts.Platform = hostPlatform()
+		if plan.Platform != "" {
+			p, err := v1.ParsePlatform(plan.Platform)
+			if err != nil {
+				return opts, fmt.Errorf("target platform: %w", err)
+			}
+			opts.Platform = *p
+		}
 	}
+	return opts, nil
+}
+
+// runAll builds one plan per target platform (each parsed with that
+// platform) as one build: a stage that is the same for every target (see
+// shareStages) is built once, the others once per target, all at most
+// Jobs at a time. It returns the target images in the order of plans.
+func runAll(ctx context.Context, plans []*parser.Plan, opts Options) ([]Result, error) {
 	ignore, err := readIgnore(opts.ContextDir, opts.RecipePath)
 	if err != nil {
 		return nil, err
 	}
-	b := &build{
-		opts:   opts,
-		plan:   plan,
-		ignore: ignore,
-		stages: make([]*future, len(plan.Stages)),
-		runs:   make(chan struct{}, opts.Jobs),
-		id:     fmt.Sprintf("%x", time.Now().UnixNano()),
-		rep:    opts.Progress,
+	id := fmt.Sprintf("%x", time.Now().UnixNano())
+	ids := new(atomic.Int64)
+	var runs chan struct{}
+	builds := make([]*build, len(plans))
+	for i, plan := range plans {
+		o := opts
+		if len(plans) > 1 {
+			o.Platform = v1.Platform{} // each plan's own target
+		}
+		if o, err = withDefaults(plan, o); err != nil {
+			return nil, err
+		}
+		if runs == nil {
+			runs = make(chan struct{}, o.Jobs)
+		}
+		b := &build{
+			opts:    o,
+			plan:    plan,
+			ignore:  ignore,
+			stages:  make([]*future, len(plan.Stages)),
+			foreign: make([]bool, len(plan.Stages)),
+			shared:  make([]bool, len(plan.Stages)),
+			runs:    runs,
+			id:      fmt.Sprintf("%s-%d", id, i),
+			rep:     o.Progress,
+			stepIDs: ids,
+		}
+		if len(plans) > 1 {
+			b.label = plan.Platform
+		}
+		b.output = outputChain(b)
+		defer b.cleanup(context.WithoutCancel(ctx))
+		defer b.closeNetns()
+		if err := b.lint(); err != nil {
+			return nil, err
+		}
+		if err := b.validate(); err != nil {
+			return nil, err
+		}
+		b.initStages()
+		builds[i] = b
 	}
-	b.output = outputChain(b)
-	defer b.cleanup(context.WithoutCancel(ctx))
-	defer b.closeNetns()
-	if err := b.lint(); err != nil {
-		return nil, err
-	}
-	if err := b.validate(); err != nil {
-		return nil, err
-	}
+	shareStages(builds)
 
 	// Keep the garbage collector away while this build writes blobs,
 	// snapshots and records nothing references yet.
@@ -194,38 +252,69 @@ func Run(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) 
 	}
 	defer release()
 	if c := opts.Cache; c != nil && !opts.NoCache {
-		var err error
-		if b.stat, err = cache.OpenStatCache(c.StatDir(), opts.ContextDir); err != nil {
+		stat, err := cache.OpenStatCache(c.StatDir(), opts.ContextDir)
+		if err != nil {
 			return nil, fmt.Errorf("opening build cache: %w", err)
 		}
+		for _, b := range builds {
+			b.stat = stat
+		}
 		defer func() {
-			if err := b.stat.Save(); err != nil {
-				b.rep.Log("warning: saving the context's stat cache: %v", err)
+			if err := stat.Save(); err != nil {
+				builds[0].rep.Log("warning: saving the context's stat cache: %v", err)
 			}
 		}()
 	}
-	if err := b.runStages(ctx); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, b := range builds {
+		g.Go(func() error { return b.runStages(gctx) })
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, err
 	}
-	target := b.stages[plan.Target].res
+	results := make([]Result, len(builds))
+	for i, b := range builds {
+		r, err := b.finish(ctx)
+		if err != nil {
+			return nil, err
+		}
+		results[i] = *r
+	}
+	return results, nil
+}
+
+// finish assembles the target stage's image and saves it in the store.
+func (b *build) finish(ctx context.Context) (*Result, error) {
+	target := b.stages[b.plan.Target].res
 	if err := target.resolve(); err != nil {
 		return nil, err
 	}
-	if opts.Squash {
+	var err error
+	if b.opts.Squash {
 		if target, err = b.squash(ctx, target); err != nil {
 			return nil, err
 		}
 	}
-	img, err := target.image(opts)
+	if b.plan.Platform != "" && b.plan.Platform != parser.HostPlatform() || b.label != "" {
+		// An image built for an explicit target platform says that
+		// platform, whatever its base said (BuildKit's rule).
+		target = target.clone()
+		p := b.opts.Platform
+		target.cfg.OS, target.cfg.Architecture, target.cfg.Variant = p.OS, p.Architecture, p.Variant
+	}
+	img, err := target.image(b.opts)
 	if err != nil {
 		return nil, fmt.Errorf("assembling image: %w", err)
 	}
-	dgst, err := image.Save(ctx, opts.Store, img)
+	dgst, err := image.Save(ctx, b.opts.Store, img)
 	if err != nil {
 		return nil, fmt.Errorf("saving image: %w", err)
 	}
-	res := &Result{Image: img, Digest: dgst}
-	res.chains.target = b.stages[plan.Target].res.chain
+	res := &Result{Image: img, Digest: dgst, Platform: b.opts.Platform}
+	res.chains.target = b.stages[b.plan.Target].res.chain
 	for _, f := range b.stages {
 		if f != nil && f.res != nil {
 			res.chains.all = append(res.chains.all, f.res.chain...)
@@ -239,9 +328,14 @@ type build struct {
 	opts   Options
 	plan   *parser.Plan
 	ignore *patternmatcher.PatternMatcher
-	// stages holds a future per needed stage, resolved when it is built.
-	stages []*future
-	// runs holds a token per running RUN step (--jobs).
+	// stages holds a future per needed stage, resolved when it is built;
+	// foreign[i] says stage i is built by another target's build, shared[i]
+	// that this build runs it for every target.
+	stages  []*future
+	foreign []bool
+	shared  []bool
+	// runs holds a token per running RUN step (--jobs), shared by the
+	// builds of every target platform.
 	runs chan struct{}
 	// output marks the stages whose layers the target image holds.
 	output []bool
@@ -253,11 +347,13 @@ type build struct {
 	id      string
 	rep     progress.Reporter
 	stat    *cache.StatCache
+	// label names the target platform in progress when several are built.
+	label   string
+	stepIDs *atomic.Int64
 
-	mu     sync.Mutex
-	pulls  map[string]*pullState
-	seq    int
-	stepID int
+	mu    sync.Mutex
+	pulls map[string]*pullState
+	seq   int
 	// snaps are the snapshots this build created, with their parents,
 	// removed at the end (children before parents).
 	snaps []ownedSnap
@@ -274,10 +370,7 @@ func (b *build) newName(kind string) string {
 }
 
 func (b *build) newStepID() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.stepID++
-	return b.stepID
+	return int(b.stepIDs.Add(1))
 }
 
 type ownedSnap struct{ name, parent string }

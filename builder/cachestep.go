@@ -44,7 +44,7 @@ func (s *stage) newKey(kind string) *cache.KeyBuilder {
 		kb.Add("epoch", fmt.Sprint(*e))
 	}
 	if s.key == "" {
-		p := s.b.opts.Platform
+		p := s.b.platformOf(s.st)
 		kb.Add(cache.FieldBase, s.res.base).Add("platform", p.OS+"/"+p.Architecture+"/"+p.Variant)
 	}
 	return kb.Add(cache.FieldKind, kind)

@@ -17,10 +17,11 @@ func Check(ctx context.Context, req Request) ([]Warning, bool, error) {
 	if err := req.check(); err != nil {
 		return nil, false, err
 	}
-	st, src, plan, err := req.open(ctx)
+	st, src, plans, err := req.open(ctx)
 	if err != nil {
 		return nil, false, err
 	}
 	defer src.cleanup()
+	plan := plans[0]
 	return Lint(plan, Options{Store: st, Settings: req.Settings}), plan.LintConfig().Error, nil
 }

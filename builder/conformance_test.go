@@ -84,6 +84,7 @@ func mustResolve(t *testing.T, e *env, name string) string {
 type caseSpec struct {
 	args       map[string]string
 	target     string
+	platform   string      // --platform
 	allow      []string    // entitlements granted (--allow)
 	prebuild   [][2]string // images built first: name, recipe file
 	source     bool        // the case names the upstream test it comes from
@@ -146,6 +147,8 @@ func readCase(t *testing.T, dir string) caseSpec {
 			cs.args[k] = v
 		case kind == "target":
 			cs.target = rest
+		case kind == "platform":
+			cs.platform = rest
 		case kind == "allow":
 			cs.allow = append(cs.allow, rest)
 		case kind == "prebuild" && len(toks) == 2:
@@ -287,7 +290,7 @@ func runCase(t *testing.T, e *env, dir, httpBase string) {
 }
 
 func buildCase(e *env, recipe []byte, recipePath, ctxDir string, cs caseSpec, out io.Writer) (*builder.Result, []string, error) {
-	plan, err := parser.Parse(bytes.NewReader(recipe), parser.Options{File: "Dockerfile", BuildArgs: cs.args, Target: cs.target})
+	plan, err := parser.Parse(bytes.NewReader(recipe), parser.Options{File: "Dockerfile", BuildArgs: cs.args, Target: cs.target, Platform: cs.platform})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -417,7 +417,7 @@ func (s *stage) copyFrom(ctx context.Context, step *parser.Step, req copier.Requ
 			}
 			ref = v
 		}
-		img, err := b.resolveImage(ctx, ref)
+		img, err := b.resolveImage(ctx, ref, b.platformOf(s.st))
 		if err != nil {
 			return nil, err
 		}
@@ -545,6 +545,9 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *parser.Run, id in
 		spec.Env = mergeEnv(append(append(s.b.proxyEnv(), s.runEnv()...), mounts.env...))
 		spec.Stdout = s.b.rep.Output(id)
 		spec.Stderr = spec.Stdout
+		if err := checkEmulation(s.rootfsPlatform()); err != nil {
+			return nil, err
+		}
 		return s.fsStep(ctx, name, func(root string) error {
 			spec.Rootfs = root
 			return runtime.Run(ctx, spec)

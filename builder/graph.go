@@ -52,23 +52,27 @@ func (b *build) runSlot(ctx context.Context) (func(), error) {
 	}
 }
 
-// runStages builds every needed stage, all of them at once, each step
-// after its own inputs. The first failure cancels the rest and is the
-// error returned, rather than the cancellations it caused.
-func (b *build) runStages(parent context.Context) error {
+// initStages makes a future for every needed stage.
+func (b *build) initStages() {
 	for i := range b.plan.Stages {
 		if b.plan.Needed[i] {
 			b.stages[i] = &future{done: make(chan struct{})}
 		}
 	}
+}
+
+// runStages builds every needed stage this build owns, all of them at
+// once, each step after its own inputs. The first failure cancels the rest and is the
+// error returned, rather than the cancellations it caused.
+func (b *build) runStages(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	b.cancel = cancel
 	var wg sync.WaitGroup
 	for i, st := range b.plan.Stages {
 		f := b.stages[i]
-		if f == nil {
-			continue
+		if f == nil || b.foreign[i] {
+			continue // not needed, or built by another target's build
 		}
 		wg.Add(1)
 		go func() {

@@ -227,7 +227,7 @@ func (s *stage) sourceSnapshot(ctx context.Context, from string) (string, string
 	if v, isImage, ok := b.namedContext(from); ok && isImage {
 		ref = v
 	}
-	img, err := b.resolveImage(ctx, ref)
+	img, err := b.resolveImage(ctx, ref, b.platformOf(s.st))
 	if err != nil {
 		return "", "", err
 	}

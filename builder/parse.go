@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/runtime"
 )
 
@@ -224,4 +225,27 @@ func EpochFromEnv() (*int64, error) {
 		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
 	}
 	return &n, nil
+}
+
+// TargetPlatforms splits a comma-separated --platform list into
+// normalized platforms ("linux/arm64"); an empty list is [""], this
+// machine's platform.
+func TargetPlatforms(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return []string{""}, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		n, err := parser.NormalizePlatform(p)
+		if err != nil {
+			return nil, fmt.Errorf("platform: %w", err)
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("platform: %s is listed twice", n)
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	return out, nil
 }

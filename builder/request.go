@@ -63,7 +63,8 @@ type Request struct {
 	// Target is the stage to build (name or index); "" is the last.
 	Target string
 	// Platform is the target platform os/arch[/variant]; "" is this
-	// machine's.
+	// machine's. A comma-separated list builds every platform listed into
+	// one OCI image index (see RunIndex); a docker output cannot hold it.
 	Platform string
 	// Settings say how steps run and how the cache is used. Build
 	// replaces Remote.Progress: registry progress goes to the progress
@@ -106,12 +107,12 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 	if err := req.check(); err != nil {
 		return nil, err
 	}
-	st, src, plan, err := req.open(ctx)
+	st, src, plans, err := req.open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer src.cleanup()
-	platform, err := parsePlatform(req.Platform)
+	platform, err := parsePlatform(plans[0].Platform)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 	}
 	settings := req.Settings
 	settings.Remote = remote
-	res, err = Run(ctx, plan, Options{
+	opts := Options{
 		ContextDir: src.dir,
 		RecipePath: src.path,
 		Store:      st,
@@ -163,11 +164,16 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 		Settings:   settings,
 		// Exported records need their layers written.
 		ExportsCache: len(cacheTo) > 0,
-	})
+	}
+	if len(plans) > 1 {
+		res, err = RunIndex(ctx, plans, opts)
+	} else {
+		res, err = Run(ctx, plans[0], opts)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := req.deliver(ctx, st, res.Image, res.Digest, rep); err != nil {
+	if err := req.deliver(ctx, st, res, rep); err != nil {
 		return nil, err
 	}
 	if !req.NoCache {
@@ -178,9 +184,9 @@ func Build(ctx context.Context, req Request) (res *Result, err error) {
 	return res, nil
 }
 
-// open opens the store, finds the context and recipe, and parses it; the
-// caller runs src.cleanup.
-func (req Request) open(ctx context.Context) (*store.Store, *source, *parser.Plan, error) {
+// open opens the store, finds the context and recipe, and parses it once
+// per target platform; the caller runs src.cleanup.
+func (req Request) open(ctx context.Context) (*store.Store, *source, []*parser.Plan, error) {
 	st, err := req.openStore()
 	if err != nil {
 		return nil, nil, nil, err
@@ -189,14 +195,25 @@ func (req Request) open(ctx context.Context) (*store.Store, *source, *parser.Pla
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	plan, err := parser.Parse(bytes.NewReader(src.recipe), parser.Options{
-		File: src.display, BuildArgs: req.BuildArgs, Target: req.Target, Platform: req.Platform,
-	})
+	platforms, err := TargetPlatforms(req.Platform)
 	if err != nil {
 		src.cleanup()
 		return nil, nil, nil, err
 	}
-	return st, src, plan, nil
+	// One plan per target platform: the automatic platform ARGs, and so
+	// what FROM and the steps expand to, depend on it.
+	var plans []*parser.Plan
+	for _, p := range platforms {
+		plan, err := parser.Parse(bytes.NewReader(src.recipe), parser.Options{
+			File: src.display, BuildArgs: req.BuildArgs, Target: req.Target, Platform: p,
+		})
+		if err != nil {
+			src.cleanup()
+			return nil, nil, nil, err
+		}
+		plans = append(plans, plan)
+	}
+	return st, src, plans, nil
 }
 
 func (req Request) openStore() (*store.Store, error) {
@@ -206,17 +223,27 @@ func (req Request) openStore() (*store.Store, error) {
 	return store.Open(req.Root)
 }
 
-// deliver names the image in the store and writes it to every output.
-func (req Request) deliver(ctx context.Context, st *store.Store, img v1.Image, digest v1.Hash, rep progress.Reporter) error {
+// deliver names the image (or index) in the store and writes it to every
+// output.
+func (req Request) deliver(ctx context.Context, st *store.Store, res *Result, rep progress.Reporter) error {
 	for _, t := range req.Tags {
-		if err := st.Tag(t, digest.String()); err != nil {
+		if err := st.Tag(t, res.Digest.String()); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
 		}
 	}
 	remote := req.Remote
 	remote.Progress = func(line string) { rep.Log("%s", line) }
 	for _, o := range req.Outputs {
-		if err := o.exporter(st, req.Tags, remote).Export(ctx, img); err != nil {
+		ex := o.exporter(st, req.Tags, remote)
+		var err error
+		if res.Index == nil {
+			err = ex.Export(ctx, res.Image)
+		} else if ix, ok := ex.(image.IndexExporter); ok {
+			err = ix.ExportIndex(ctx, res.Index)
+		} else {
+			err = fmt.Errorf("type=%s holds one platform", o.Type)
+		}
+		if err != nil {
 			return fmt.Errorf("writing %s output %s: %w", o.Type, o.Dest, err)
 		}
 		if o.Type != "registry" {
@@ -241,9 +268,16 @@ func (req Request) check() error {
 	default:
 		return fmt.Errorf("pull policy must be missing, always or never, not %q", req.Pull)
 	}
+	platforms, err := TargetPlatforms(req.Platform)
+	if err != nil {
+		return err
+	}
 	for _, o := range req.Outputs {
 		if err := o.check(); err != nil {
 			return err
+		}
+		if o.Type == "docker" && len(platforms) > 1 {
+			return fmt.Errorf("output type=docker: %w", image.ErrDockerIndex)
 		}
 		if o.Type == "registry" && len(req.Tags) == 0 {
 			return errors.New("a registry output (--push) needs at least one tag to push to")

@@ -74,6 +74,7 @@ type stage struct {
 	direct    bool      // the running step writes into its snapshot directly
 	content   string    // content key of the running COPY's output (contentKey)
 	explained bool      // a cache miss of this stage was explained
+	shared    bool      // built once for every target platform
 	hitNow    bool      // the running step was a cache hit
 }
 
@@ -83,7 +84,7 @@ type arg struct {
 }
 
 func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, error) {
-	s := &stage{b: b, st: st, numSteps: len(st.Steps) + 1}
+	s := &stage{b: b, st: st, numSteps: len(st.Steps) + 1, shared: b.shared[st.Index]}
 	if st.FromStage >= 0 {
 		// Shown as started once its input is there.
 		if _, err := b.stage(ctx, st.FromStage); err != nil {
@@ -135,11 +136,26 @@ func (b *build) runStage(ctx context.Context, st *parser.Stage) (*stageResult, e
 	return s.res, nil
 }
 
+// name is the stage's name in progress, after its target platform when
+// several are built (a stage shared by all targets has none).
 func (s *stage) name() string {
-	if s.st.Name != "" {
-		return s.st.Name
+	n := s.st.Name
+	if n == "" {
+		n = fmt.Sprintf("stage-%d", s.st.Index)
 	}
-	return fmt.Sprintf("stage-%d", s.st.Index)
+	if s.b.label != "" && !s.shared {
+		n = s.b.label + " " + n
+	}
+	return n
+}
+
+// rootfsPlatform is the platform of the binaries in the stage's rootfs:
+// its image config's, else the stage's.
+func (s *stage) rootfsPlatform() v1.Platform {
+	if c := s.res.cfg; c.Architecture != "" {
+		return v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}
+	}
+	return s.b.platformOf(s.st)
 }
 
 // start reports the stage's next step and returns its progress id.

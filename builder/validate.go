@@ -63,7 +63,7 @@ func (b *build) newCheck(st *parser.Stage, states []*check) *check {
 	}
 	_, _, named := b.namedContext(st.From)
 	known := isScratch(st) && !named
-	res := &stageResult{cfg: b.scratchConfig()}
+	res := &stageResult{cfg: b.scratchConfig(st)}
 	if !known {
 		res.cfg.Config.Env = nil
 	}
