@@ -10,10 +10,12 @@ MODULE    := github.com/lading-build/lading
 # Packages whose tests run with the race detector (the ones that run
 # containers are too slow under it).
 RACE_PKGS := parser cache store gc image progress copier remotecache snapshot passwd internal/atomicfile internal/mountinfo internal/depcheck
-DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev uidmap docker.io
+DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev uidmap docker.io qemu-user-static binfmt-support
+# Foreign-architecture packages the multi-platform tests use (cached, gitignored).
+ARM64_BUSYBOX := testdata/debs/busybox-static_arm64.deb
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-short test-cgroup2 lint docs bench clean
+.PHONY: all build deps binfmt demo test test-short test-cgroup2 lint docs bench clean
 
 all: build
 
@@ -28,6 +30,24 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# $(ARM64_BUSYBOX) is Debian's busybox-static for arm64, from apt, for the
+# multi-platform tests' arm64 base image.
+$(ARM64_BUSYBOX):
+	@mkdir -p $(@D)
+	@dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+	apt-get update -qq
+	cd $(@D) && apt-get download -qq busybox-static:arm64 2>/dev/null && mv busybox-static_*_arm64.deb $(@F)
+
+# binfmt mounts binfmt_misc when needed and enables QEMU's arm64 handler
+# (from qemu-user-static), so RUN steps of arm64 images run here. lading
+# itself never registers handlers.
+# Where that is not allowed (a container without the privilege), the
+# emulated tests skip and say why.
+binfmt: deps
+	@{ test -e /proc/sys/fs/binfmt_misc/register || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; } && \
+		update-binfmts --enable qemu-aarch64 2>&1 | grep -v 'already enabled' || true
+	@grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || echo "warning: no arm64 emulation; the multi-platform tests that RUN arm64 will skip"
+
 # demo builds examples/hello into an OCI tarball and prints its digest.
 demo: deps build
 	@mkdir -p out
@@ -35,7 +55,7 @@ demo: deps build
 	@echo "image tarball: $(CURDIR)/out/hello.tar"
 	skopeo inspect oci-archive:out/hello.tar:1.0 | head -n 20
 
-test: deps
+test: deps binfmt $(ARM64_BUSYBOX)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 20m $(addprefix ./,$(RACE_PKGS))
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -vxF $(addprefix -e $(MODULE)/,$(RACE_PKGS)))
@@ -60,7 +80,7 @@ lint:
 docs:
 	$(GO) test ./cmd/lading -run TestCLIReference -update
 
-bench: deps build
+bench: deps binfmt $(ARM64_BUSYBOX) build
 	./bench/run.sh
 
 clean:

@@ -71,7 +71,7 @@ in the local store under every -t name, and written to each --output:
 	fl.StringArrayVar(&req.Allow, "allow", nil, "grant an entitlement: network.host (host networking for --network host and RUN --network=host) (repeatable)")
 	fl.StringVar(&req.Hostname, "hostname", "", "hostname of RUN steps")
 	fl.StringVar(&req.Snapshotter, "snapshotter", builder.SnapshotterOverlay, "snapshotter: overlay (native where overlayfs cannot mount) or native")
-	fl.StringVar(&req.Platform, "platform", "", "target platform os/arch[/variant]")
+	fl.StringVar(&req.Platform, "platform", "", "target platforms os/arch[/variant], comma-separated: several build an OCI image index")
 	fl.StringVar(&f.memory, "memory", "", "memory limit of RUN steps (e.g. 512m, 2g)")
 	fl.Int64Var(&req.Limits.Pids, "pids-limit", 0, "process limit of RUN steps")
 	fl.Float64Var(&req.Limits.CPUs, "cpus", 0, "CPU limit of RUN steps, in cores")

@@ -37,11 +37,7 @@ archive gives them. Prints one "DIGEST NAME..." line per image.`,
 				return err
 			}
 			for _, e := range entries {
-				img, err := image.ImportArchive(cmd.Context(), st, e.Ref)
-				if err != nil {
-					return err
-				}
-				d, err := img.Digest()
+				d, _, err := image.ImportArchiveIndex(cmd.Context(), st, e.Ref)
 				if err != nil {
 					return err
 				}

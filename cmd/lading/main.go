@@ -96,7 +96,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().Bool("rootless", false, "build in a user namespace as when not root (the default for other users)")
 	root.PersistentFlags().String("root", "", "state directory (default /var/lib/lading for root, $XDG_DATA_HOME/lading otherwise)")
 	root.AddCommand(newBuildCmd(), newImagesCmd(), newPruneCmd(), newDuCmd(), newCheckCmd(), newCacheCmd(), newVersionCmd(),
-		newPullCmd(), newPushCmd(), newTagCmd(), newRmiCmd(), newLoadCmd(), newSaveCmd(), newInspectCmd(), newLoginCmd(), newLogoutCmd())
+		newPullCmd(), newPushCmd(), newTagCmd(), newRmiCmd(), newLoadCmd(), newSaveCmd(), newInspectCmd(), newLoginCmd(), newLogoutCmd(), newBinfmtCmd())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/store"
 )
 
 func newSaveCmd() *cobra.Command {
@@ -29,6 +30,9 @@ Several NAMEs must name the same image: each becomes a name in the archive.`,
 			st, err := openStore(cmd)
 			if err != nil {
 				return err
+			}
+			if idx, ok, err := image.ResolveIndex(st, args[0]); err == nil && ok {
+				return saveIndex(cmd, st, idx, output, format, args)
 			}
 			var img v1.Image
 			var first v1.Hash
@@ -57,4 +61,25 @@ Several NAMEs must name the same image: each becomes a name in the archive.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write")
 	cmd.Flags().StringVar(&format, "format", "oci", "archive format: oci or docker")
 	return cmd
+}
+
+// saveIndex writes a multi-platform image: OCI archives only.
+func saveIndex(cmd *cobra.Command, st *store.Store, idx v1.ImageIndex, output, format string, names []string) error {
+	want, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	for _, n := range names[1:] {
+		other, ok, err := image.ResolveIndex(st, n)
+		if err != nil {
+			return err
+		}
+		if d, _ := other.Digest(); !ok || d != want {
+			return fmt.Errorf("saving: %s and %s are different images; one archive holds one image", names[0], n)
+		}
+	}
+	if format == "docker" {
+		return fmt.Errorf("saving %s: %w", names[0], image.ErrDockerIndex)
+	}
+	return image.NewOCIArchive(output, names).(image.IndexExporter).ExportIndex(cmd.Context(), idx)
 }

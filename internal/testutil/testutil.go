@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -200,4 +201,35 @@ func Descendants(pid int) map[int]string {
 		}
 	}
 	return out
+}
+
+// BusyboxDeb is the path of Debian's busybox-static package for arch
+// ("arm64") that `make test` downloads into the gitignored testdata/debs.
+func BusyboxDeb(arch string) string {
+	_, file, _, _ := goruntime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "debs", "busybox-static_"+arch+".deb")
+}
+
+// BusyboxRootfsArch is BusyboxRootfs with the busybox binary of arch: this
+// machine's for its own architecture, else the one in BusyboxDeb(arch),
+// extracted with dpkg-deb. The test is skipped when that package is
+// missing (make test fetches it).
+func BusyboxRootfsArch(t testing.TB, dir, arch string) {
+	t.Helper()
+	BusyboxRootfs(t, dir)
+	if arch == goruntime.GOARCH {
+		return
+	}
+	deb := BusyboxDeb(arch)
+	if _, err := os.Stat(deb); err != nil {
+		t.Skipf("%s is missing (make test downloads it)", deb)
+	}
+	RequireTool(t, "dpkg-deb")
+	x := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", deb, x).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(x, "bin", "busybox"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755))
 }
