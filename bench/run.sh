@@ -23,10 +23,12 @@
 #   user      lading's end-to-end figures: per RUN step with a fresh --root to
 #             an OCI tarball, no-op rebuild of a 10,000-file context
 #             (bench/part-user.sh)
+#   platforms lading only: one --platform linux/amd64,linux/arm64 build against
+#             two one-platform builds, arm64 RUN under QEMU (bench/part-platforms.sh)
 # Prints markdown tables on stdout and writes them to .bench/results.md.
 #
 # Environment knobs:
-#   BENCH_ONLY=run,cache,parallel,export,pull,rootless,realistic,user   parts to run
+#   BENCH_ONLY=run,cache,parallel,export,pull,rootless,realistic,user,platforms   parts to run
 #   BENCH_REPS=3              runs per figure (median is reported)
 #   BENCH_FAST_REPS=5         runs per figure of the fast ones (no-op rebuild)
 #   BENCH_STEPS=50            RUN steps in the big recipe of "run"
@@ -45,7 +47,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull,rootless,realistic,user}
+ONLY=${BENCH_ONLY:-run,cache,parallel,export,pull,rootless,realistic,user,platforms}
 REPS=${BENCH_REPS:-3}
 FAST_REPS=${BENCH_FAST_REPS:-5}
 LADING=${LADING:-$REPO/bin/lading}
@@ -59,8 +61,8 @@ die() { log "FATAL: $*"; exit 2; }
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 for p in ${ONLY//,/ }; do
 	case $p in
-	run | cache | parallel | export | pull | rootless | realistic | user) ;;
-	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull, rootless, realistic, user)" ;;
+	run | cache | parallel | export | pull | rootless | realistic | user | platforms) ;;
+	*) die "BENCH_ONLY: unknown part '$p' (known: run, cache, parallel, export, pull, rootless, realistic, user, platforms)" ;;
 	esac
 done
 
@@ -316,7 +318,7 @@ fi
 # ---------------------------------------------------------------- parts
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(now_ns)
-for part in run cache parallel export pull rootless realistic user; do
+for part in run cache parallel export pull rootless realistic user platforms; do
 	selected "$part" || continue
 	log "=== part: $part"
 	part_start=$(now_ns)
@@ -350,7 +352,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 		printf '%s\n' "${SUMMARY[@]}"
 		echo
 	fi
-	for part in run cache parallel export pull rootless realistic user; do
+	for part in run cache parallel export pull rootless realistic user platforms; do
 		[ -f "$W/section-$part.md" ] && cat "$W/section-$part.md"
 	done
 } >"$W/results.md"
