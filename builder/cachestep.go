@@ -321,7 +321,7 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 	for _, src := range sources {
 		if src.Git {
 			// Keyed by the commit the ref names now.
-			sha, err := copier.GitCommit(ctx, src.URL, "")
+			sha, err := copier.GitCommit(ctx, src.URL, "", req.HostNetwork)
 			if err != nil {
 				return nil, nil, nil
 			}

@@ -307,6 +307,11 @@ func buildCase(e *env, recipe []byte, recipePath, ctxDir string, cs caseSpec, ou
 		Progress:   rep,
 		Settings:   builder.Settings{Pull: builder.PullNever, Allow: cs.allow},
 	}
+	if bytes.Contains(recipe, []byte("HTTP_BASE")) && !slices.Contains(opts.Allow, builder.AllowNetworkHost) {
+		// HTTP_BASE stands for a remote server but is on 127.0.0.1, which
+		// only the network.host entitlement lets ADD read.
+		opts.Allow = append(slices.Clone(opts.Allow), builder.AllowNetworkHost)
+	}
 	warnings := plan.Warnings
 	for _, w := range builder.Lint(plan, opts) {
 		warnings = append(warnings, w.String())

@@ -1,6 +1,7 @@
 package builder_test
 
 import (
+	"errors"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/internal/testutil"
 )
 
@@ -74,6 +77,10 @@ func TestAddGit(t *testing.T) {
 
 	ctxDir := e.context(nil)
 	recipe := "FROM scratch\nADD " + srv.URL + "/app.git#v1:docs /docs/\nADD " + srv.URL + "/app.git /full/\n"
+	if _, err := e.build(ctxDir, recipe, nil); !errors.Is(err, copier.ErrHostAddress) {
+		t.Fatalf("ADD of a Git repository on 127.0.0.1 without --allow network.host: err = %v", err)
+	}
+	e.opts = func(o *builder.Options) { o.Allow = []string{builder.AllowNetworkHost} } // served on 127.0.0.1
 	res := e.mustBuild(ctxDir, recipe)
 	root := umociUnpack(t, e.exportOCI(res.Image))
 	if got, _ := stat(t, root, "docs/readme.txt"); got.content != "v1" {

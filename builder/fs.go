@@ -277,6 +277,8 @@ func (s *stage) addRequest(c *parser.Add) copier.Request {
 		Add:        true,
 		Checksum:   c.Checksum,
 		Epoch:      s.b.opts.Epoch,
+		// Only the user can let sources reach the host's own services.
+		HostNetwork: s.b.opts.allowed(AllowNetworkHost),
 	}
 }
 

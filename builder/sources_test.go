@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lading-build/lading/builder"
+	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/image"
 )
 
@@ -51,6 +54,11 @@ func TestAddSources(t *testing.T) {
 	})
 	sum := "sha256:" + sha256hex("downloaded\n")
 	recipe := "FROM scratch\nADD bundle.tgz /opt/\nADD plain.txt /plain.txt\nADD --checksum=" + sum + " " + srv.URL + "/file.txt /dl/\n"
+	// The server is on the host's 127.0.0.1: a recipe alone cannot read it.
+	if _, err := e.build(ctxDir, recipe, nil); !errors.Is(err, copier.ErrHostAddress) || !strings.HasPrefix(err.Error(), "Recipe:4: ") {
+		t.Fatalf("ADD from 127.0.0.1 without --allow network.host: err = %v", err)
+	}
+	e.opts = func(o *builder.Options) { o.Allow = []string{builder.AllowNetworkHost} }
 	res := e.mustBuild(ctxDir, recipe)
 	root := umociUnpack(t, e.exportOCI(res.Image))
 	for p, w := range map[string]string{"opt/pkg/a.txt": "from archive", "plain.txt": "plain", "dl/file.txt": "downloaded\n"} {

@@ -50,8 +50,13 @@ type Request struct {
 	// checkouts (in seconds); otherwise downloads get their Last-Modified
 	// header and checkouts the commit time.
 	Epoch *int64
-	// HTTPClient downloads URLs; nil means a default client with a timeout.
+	// HTTPClient downloads URLs; nil means a default client with a timeout
+	// that refuses the host's own addresses unless HostNetwork.
 	HTTPClient *http.Client
+	// HostNetwork lets URL and Git sources reach the host's loopback and
+	// link-local addresses (the network.host entitlement); without it a
+	// recipe cannot read services listening on the host's 127.0.0.1.
+	HostNetwork bool
 
 	// Exclude holds the --exclude patterns, in .dockerignore syntax. Each
 	// is matched against the path of an entry relative to its match (the

@@ -20,9 +20,6 @@ import (
 // ErrChecksum is returned when content does not match --checksum.
 var ErrChecksum = errors.New("checksum mismatch")
 
-// defaultClient downloads when Request.HTTPClient is nil.
-var defaultClient = &http.Client{Timeout: 30 * time.Minute}
-
 type checksum struct {
 	algo string
 	sum  []byte
@@ -124,7 +121,10 @@ func (o *op) download(ctx context.Context, rawURL string) (f *os.File, name stri
 	shown := u.Redacted()
 	client := o.req.HTTPClient
 	if client == nil {
-		client = defaultClient
+		client = guardedClient
+		if o.req.HostNetwork {
+			client = hostClient
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -125,7 +126,7 @@ func TestAddURL(t *testing.T) {
 			src, dst := t.TempDir(), t.TempDir()
 			build(t, src, "f local l")
 			req := tt.req
-			req.SrcRoot, req.DestRoot, req.Add = src, dst, true
+			req.SrcRoot, req.DestRoot, req.Add, req.HostNetwork = src, dst, true, true // served on 127.0.0.1
 			err := Copy(context.Background(), req)
 			if tt.wantErr != nil || tt.errText != "" {
 				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.errText) {
@@ -173,7 +174,7 @@ func TestAddURLCanceled(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(block)
-	err := Copy(ctx, Request{SrcRoot: t.TempDir(), DestRoot: t.TempDir(), Sources: []string{srv.URL + "/x"}, Dest: "/x", Add: true})
+	err := Copy(ctx, Request{SrcRoot: t.TempDir(), DestRoot: t.TempDir(), Sources: []string{srv.URL + "/x"}, Dest: "/x", Add: true, HostNetwork: true})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -207,7 +208,7 @@ func TestAddUnpack(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(src, "a.tar"), local, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			req := Request{SrcRoot: src, DestRoot: dst, Sources: []string{tt.source}, Dest: "/out/", Add: true, Unpack: tt.unpack, Chmod: tt.chmod}
+			req := Request{SrcRoot: src, DestRoot: dst, Sources: []string{tt.source}, Dest: "/out/", Add: true, Unpack: tt.unpack, Chmod: tt.chmod, HostNetwork: true}
 			if err := Copy(context.Background(), req); err != nil {
 				t.Fatal(err)
 			}
@@ -215,5 +216,43 @@ func TestAddUnpack(t *testing.T) {
 				t.Errorf("tree differs:%s", d)
 			}
 		})
+	}
+}
+
+// TestAddURLHostAddress checks that without HostNetwork a URL on the
+// host's loopback (by address or name) cannot be read.
+func TestAddURLHostAddress(t *testing.T) {
+	srv := newServer(t)
+	for _, src := range []string{srv.URL + "/files/app.bin", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/files/app.bin", "http://[::ffff:127.0.0.1]:1/x", "http://169.254.169.254/latest"} {
+		checkHostRefused(t, src)
+	}
+}
+
+func TestHostAddr(t *testing.T) {
+	for _, tt := range []struct {
+		ip   string
+		want bool
+	}{
+		{"127.0.0.1", true}, {"127.9.9.9", true}, {"::1", true}, {"::ffff:127.0.0.1", true},
+		{"169.254.169.254", true}, {"fe80::1", true}, {"0.0.0.0", true}, {"::", true}, {"::ffff:169.254.1.1", true},
+		{"10.0.0.1", false}, {"93.184.216.34", false}, {"2001:db8::1", false},
+	} {
+		if got := hostAddr(netip.MustParseAddr(tt.ip)); got != tt.want {
+			t.Errorf("hostAddr(%s) = %v, want %v", tt.ip, got, tt.want)
+		}
+	}
+}
+
+// checkHostRefused checks that ADD of src without HostNetwork fails with
+// ErrHostAddress and writes nothing.
+func checkHostRefused(t *testing.T, src string) {
+	t.Helper()
+	dst := t.TempDir()
+	err := Copy(context.Background(), Request{SrcRoot: t.TempDir(), DestRoot: dst, Sources: []string{src}, Dest: "/x", Add: true})
+	if !errors.Is(err, ErrHostAddress) {
+		t.Errorf("%s: err = %v, want ErrHostAddress", src, err)
+	}
+	if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+		t.Errorf("%s: wrote %v", src, ents)
 	}
 }

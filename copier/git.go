@@ -104,8 +104,8 @@ var abbrevHex = regexp.MustCompile(`^[0-9a-f]{4,64}$`)
 // runGit runs git in dir, in an environment that reads no system or
 // global configuration, never prompts, runs no hooks and only speaks
 // http, https, ssh and git (no file:// or ext:: remotes, even in
-// submodules). It returns the standard output.
-func runGit(ctx context.Context, dir string, args ...string) ([]byte, error) {
+// submodules), connecting as n allows. It returns the standard output.
+func runGit(ctx context.Context, n *gitNet, dir string, args ...string) ([]byte, error) {
 	bin, err := exec.LookPath("git")
 	if err != nil {
 		return nil, ErrNoGit
@@ -116,14 +116,13 @@ func runGit(ctx context.Context, dir string, args ...string) ([]byte, error) {
 		"-c", "protocol.allow=never",
 		"-c", "protocol.http.allow=always",
 		"-c", "protocol.https.allow=always",
-		"-c", "protocol.ssh.allow=always",
-		"-c", "protocol.git.allow=always",
 		"-c", "advice.detachedHead=false",
 		"-c", "init.defaultBranch=main",
 	}
+	base = append(base, n.config()...)
 	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
 	cmd.Dir = dir
-	cmd.Env = gitEnv()
+	cmd.Env = gitEnv(n.host)
 	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -136,13 +135,15 @@ func runGit(ctx context.Context, dir string, args ...string) ([]byte, error) {
 		if len(msg) > 2048 {
 			msg = msg[:2048] + "..."
 		}
-		return nil, fmt.Errorf("git %s: %w: %s", args[0], err, msg)
+		return nil, n.wrap(fmt.Errorf("git %s: %w: %s", args[0], err, msg))
 	}
 	return out, nil
 }
 
-// gitEnv is git's environment: PATH, proxies and the ssh agent from ours.
-func gitEnv() []string {
+// gitEnv is git's environment: PATH, the ssh agent and, with host
+// networking, proxies from ours (without it, git goes through gitNet's
+// proxy and must not bypass it for NO_PROXY hosts).
+func gitEnv(hostNetwork bool) []string {
 	env := []string{
 		"GIT_TERMINAL_PROMPT=0",
 		"GIT_CONFIG_NOSYSTEM=1",
@@ -151,9 +152,12 @@ func gitEnv() []string {
 		"HOME=" + os.TempDir(),
 		"LC_ALL=C",
 	}
-	for _, k := range []string{"PATH", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND",
-		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
-		"http_proxy", "https_proxy", "no_proxy", "all_proxy"} {
+	keep := []string{"PATH", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"}
+	if hostNetwork {
+		keep = append(keep, "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+			"http_proxy", "https_proxy", "no_proxy", "all_proxy")
+	}
+	for _, k := range keep {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
@@ -165,8 +169,8 @@ func gitEnv() []string {
 // IsGitURL accepts it) to the hex name of a commit, with git ls-remote;
 // an empty ref means the ref of rawURL's fragment, else HEAD. A full
 // commit name is returned as is; an abbreviated one cannot be resolved
-// without a clone and is an error.
-func GitCommit(ctx context.Context, rawURL, ref string) (string, error) {
+// without a clone and is an error. hostNetwork is Request.HostNetwork.
+func GitCommit(ctx context.Context, rawURL, ref string, hostNetwork bool) (string, error) {
 	g, err := parseGitURL(rawURL)
 	if err != nil {
 		return "", err
@@ -177,7 +181,12 @@ func GitCommit(ctx context.Context, rawURL, ref string) (string, error) {
 		}
 		g.ref = ref
 	}
-	_, sha, err := lsRemote(ctx, g)
+	n, err := startGitNet(hostNetwork)
+	if err != nil {
+		return "", err
+	}
+	defer n.close()
+	_, sha, err := lsRemote(ctx, n, g)
 	if err != nil {
 		return "", err
 	}
@@ -191,7 +200,7 @@ func GitCommit(ctx context.Context, rawURL, ref string) (string, error) {
 // commit it points to (annotated tags peeled). A branch wins over a tag
 // of the same name, as in BuildKit. A full commit name gives ("", it); an
 // abbreviated one that names no ref gives ("", "").
-func lsRemote(ctx context.Context, g gitSource) (name, sha string, err error) {
+func lsRemote(ctx context.Context, n *gitNet, g gitSource) (name, sha string, err error) {
 	ref := g.ref
 	if ref == "" {
 		ref = "HEAD"
@@ -199,7 +208,10 @@ func lsRemote(ctx context.Context, g gitSource) (name, sha string, err error) {
 	if commitHex.MatchString(ref) {
 		return "", ref, nil
 	}
-	out, err := runGit(ctx, os.TempDir(), "ls-remote", "--", g.remote, ref, ref+"^{}")
+	if err := n.check(ctx, g.remote); err != nil {
+		return "", "", fmt.Errorf("listing refs of %s: %w", redact(g.remote), err)
+	}
+	out, err := runGit(ctx, n, os.TempDir(), "ls-remote", "--", g.remote, ref, ref+"^{}")
 	if err != nil {
 		return "", "", fmt.Errorf("listing refs of %s: %w", redact(g.remote), err)
 	}
@@ -230,16 +242,16 @@ func lsRemote(ctx context.Context, g gitSource) (name, sha string, err error) {
 
 // clone checks g out into the empty directory dir, with submodules, and
 // returns the commit and its commit time.
-func clone(ctx context.Context, g gitSource, dir string) (sha string, ctime int64, err error) {
+func clone(ctx context.Context, n *gitNet, g gitSource, dir string) (sha string, ctime int64, err error) {
 	shown := redact(g.remote)
-	git := func(args ...string) ([]byte, error) { return runGit(ctx, dir, args...) }
+	git := func(args ...string) ([]byte, error) { return runGit(ctx, n, dir, args...) }
 	if _, err := git("init", "-q"); err != nil {
 		return "", 0, err
 	}
 	if _, err := git("remote", "add", "origin", g.remote); err != nil {
 		return "", 0, err
 	}
-	name, sha, err := lsRemote(ctx, g)
+	name, sha, err := lsRemote(ctx, n, g)
 	if err != nil {
 		return "", 0, err
 	}
@@ -315,7 +327,12 @@ func (o *op) addGit(ctx context.Context, raw string) error {
 		return fmt.Errorf("cloning %s: %w", redact(g.remote), err)
 	}
 	defer os.RemoveAll(dir)
-	sha, ctime, err := clone(ctx, g, dir)
+	n, err := startGitNet(o.req.HostNetwork)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	sha, ctime, err := clone(ctx, n, g, dir)
 	if err != nil {
 		return err
 	}

@@ -148,7 +148,7 @@ func TestAddGit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src, dst := t.TempDir(), t.TempDir()
 			req := tt.req
-			req.SrcRoot, req.DestRoot = src, dst
+			req.SrcRoot, req.DestRoot, req.HostNetwork = src, dst, true // served on 127.0.0.1
 			req.Add = tt.name != "COPY does not clone"
 			err := Copy(context.Background(), req)
 			if tt.wantErr != nil || tt.errText != "" {
@@ -197,7 +197,7 @@ func checkMtimes(t *testing.T, root string, want int64) {
 func TestAddGitKeepGitDir(t *testing.T) {
 	r := newGitRepo(t)
 	dst := t.TempDir()
-	req := Request{SrcRoot: t.TempDir(), DestRoot: dst, Sources: []string{r.url + "#v1"}, Dest: "/app", Add: true, KeepGitDir: true}
+	req := Request{SrcRoot: t.TempDir(), DestRoot: dst, Sources: []string{r.url + "#v1"}, Dest: "/app", Add: true, KeepGitDir: true, HostNetwork: true}
 	if err := Copy(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +225,13 @@ func TestGitCommit(t *testing.T) {
 		{r.url, r.v1, r.v1},
 	}
 	for _, tt := range tests {
-		got, err := GitCommit(ctx, tt.url, tt.ref)
+		got, err := GitCommit(ctx, tt.url, tt.ref, true)
 		if err != nil || got != tt.want {
 			t.Errorf("GitCommit(%s, %q) = %s, %v; want %s", tt.url, tt.ref, got, err, tt.want)
 		}
 	}
 	for _, ref := range []string{"nope", r.v1[:8], "-x"} {
-		if got, err := GitCommit(ctx, r.url, ref); err == nil {
+		if got, err := GitCommit(ctx, r.url, ref, true); err == nil {
 			t.Errorf("GitCommit(%q) = %s, want an error", ref, got)
 		}
 	}
@@ -305,7 +305,7 @@ func TestAddGitCanceled(t *testing.T) {
 	r := newGitRepo(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := Copy(ctx, Request{SrcRoot: t.TempDir(), DestRoot: t.TempDir(), Sources: []string{r.url}, Dest: "/x", Add: true})
+	err := Copy(ctx, Request{SrcRoot: t.TempDir(), DestRoot: t.TempDir(), Sources: []string{r.url}, Dest: "/x", Add: true, HostNetwork: true})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want canceled", err)
 	}
@@ -323,7 +323,7 @@ func TestAddGitRefusesLocalSubmodule(t *testing.T) {
 	gitT(t, r.base, r.t1, "clone", "-q", "--bare", w, "evil.git")
 	evil := strings.TrimSuffix(r.url, "repo.git") + "evil.git"
 	dst := t.TempDir()
-	err := Copy(context.Background(), Request{SrcRoot: t.TempDir(), DestRoot: dst, Sources: []string{evil}, Dest: "/x", Add: true})
+	err := Copy(context.Background(), Request{SrcRoot: t.TempDir(), DestRoot: dst, Sources: []string{evil}, Dest: "/x", Add: true, HostNetwork: true})
 	if err == nil || !strings.Contains(err.Error(), "submodules") {
 		t.Fatalf("err = %v, want a submodule error", err)
 	}
@@ -347,5 +347,25 @@ func TestSelectGit(t *testing.T) {
 	}
 	if _, err := Select(Request{SrcRoot: t.TempDir(), Add: true, Sources: []string{"https://h/r.git#v1:../x"}}); err == nil {
 		t.Error("subdirectory with ..: no error")
+	}
+}
+
+// TestAddGitHostAddress checks that without HostNetwork a Git source on
+// the host's loopback cannot be read (over http, ssh or git://), and that
+// it can with it.
+func TestAddGitHostAddress(t *testing.T) {
+	r := newGitRepo(t)
+	for _, src := range []string{r.url, r.url + "#feature", "git://127.0.0.1/repo.git", "ssh://localhost/repo.git", "git@localhost:repo.git"} {
+		checkHostRefused(t, src)
+	}
+	if _, err := GitCommit(context.Background(), r.url, "", false); !errors.Is(err, ErrHostAddress) {
+		t.Errorf("GitCommit without host networking: err = %v, want ErrHostAddress", err)
+	}
+	dst := t.TempDir()
+	if err := Copy(context.Background(), Request{SrcRoot: t.TempDir(), DestRoot: dst, Sources: []string{r.url + "#v1"}, Dest: "/x", Add: true, HostNetwork: true}); err != nil {
+		t.Fatalf("with HostNetwork: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "x/hello.txt")); err != nil || string(b) != "v1" {
+		t.Errorf("hello.txt = %q, %v", b, err)
 	}
 }
