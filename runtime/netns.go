@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -51,7 +52,8 @@ const netnsReadyTimeout = 30 * time.Second
 // with setns(2); that costs microseconds per container, where a namespace
 // and a helper per container would cost milliseconds. Nothing of it
 // outlives the process that made it: the namespace is held only by open
-// descriptors (of this process and pasta), and pasta, a direct child, gets
+// descriptors (of this process and pasta) and a bind mount in a mount
+// namespace private to pasta and one thread of this process, and pasta, a direct child, gets
 // SIGKILL when its parent dies. Close tears both down.
 type Netns struct {
 	ns     *os.File // the namespace
@@ -101,19 +103,20 @@ func NewNetns(ctx context.Context) (*Netns, error) {
 // pastaArgs are pasta's options: configure the namespace's interface,
 // routes and loopback, stay in the foreground (a child of this process),
 // forward no port in either direction, keep the gateway address the real
-// gateway (not an alias of the host), and write its pid to fd 4 once it
-// is ready. As root pasta would drop to nobody and then lack the
-// privileges to join the namespace, so it keeps uid 0; it still gives up
-// its capabilities, unshares its own namespaces and installs a seccomp
-// filter.
-func pastaArgs(forward bool) []string {
+// gateway (not an alias of the host), and write its pid to pidFile once
+// it is ready. Both are paths, not inherited descriptors: pasta closes
+// every descriptor above 2 when it starts (since passt 2024). As root pasta would drop to nobody
+// and then lack the privileges to join the namespace, so it keeps uid 0;
+// it still gives up its capabilities, unshares its own namespaces and
+// installs a seccomp filter.
+func pastaArgs(netns, pidFile string, forward bool) []string {
 	args := []string{
 		"--config-net", "--foreground", "--quiet",
 		"--tcp-ports", "none", "--udp-ports", "none",
 		"--tcp-ns", "none", "--udp-ns", "none",
 		"--no-map-gw", "--no-netns-quit",
-		"--netns", "/proc/self/fd/3",
-		"--pid", "/proc/self/fd/4",
+		"--netns", netns,
+		"--pid", pidFile,
 	}
 	if os.Geteuid() == 0 {
 		args = append(args, "--runas", "0")
@@ -127,24 +130,24 @@ func pastaArgs(forward bool) []string {
 // startPasta starts pasta on n.ns and waits until it has configured the
 // namespace.
 func (n *Netns) startPasta(ctx context.Context, bin string, forward bool) error {
-	readyR, readyW, err := os.Pipe()
+	readyR, hold, cleanup, err := readyFIFO()
 	if err != nil {
+		close(n.exited)
 		return fmt.Errorf("starting pasta: %w", err)
 	}
-	defer readyR.Close()
+	defer cleanup()
+	netns := filepath.Join(filepath.Dir(readyR.Name()), "netns")
 	n.cmd = &exec.Cmd{
-		Path:       bin,
-		Args:       append([]string{pastaBin}, pastaArgs(forward)...),
-		Env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-		Stderr:     n.stderr,
-		ExtraFiles: []*os.File{n.ns, readyW},
+		Path:   bin,
+		Args:   append([]string{pastaBin}, pastaArgs(netns, readyR.Name(), forward)...),
+		Env:    []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Stderr: n.stderr,
 		// Should this process die, pasta dies with it.
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	}
 	// Its parent-death signal follows the thread that forks it: one
 	// kept until pasta is reaped.
-	forker, err := startLocked(n.cmd)
-	readyW.Close()
+	forker, err := startLockedSetup(n.cmd, func() error { return bindNetns(n.ns, netns) })
 	if err != nil {
 		n.cmd = nil
 		close(n.exited)
@@ -153,6 +156,7 @@ func (n *Netns) startPasta(ctx context.Context, bin string, forward bool) error 
 	go func() {
 		n.cmd.Wait()
 		forker.release()
+		hold.Close() // the reader sees EOF if pasta never wrote
 		close(n.exited)
 	}()
 	ctx, cancel := context.WithTimeout(ctx, netnsReadyTimeout)
@@ -172,6 +176,57 @@ func (n *Netns) startPasta(ctx context.Context, bin string, forward bool) error 
 		return ctx.Err()
 	}
 	return fmt.Errorf("pasta failed: %s%s", n.cmd.ProcessState, n.stderr.note())
+}
+
+// readyFIFO makes a FIFO in a private directory for pasta's pid file and
+// opens it for reading, and for writing as hold, so that reading blocks
+// until pasta writes (opening a FIFO for writing needs a reader) and
+// ends at EOF once hold is closed and pasta has exited. cleanup closes
+// the reader and removes the directory.
+func readyFIFO() (r, hold *os.File, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "lading-pasta-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	path := filepath.Join(dir, "pid")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	r, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err == nil {
+		hold, err = os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			r.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	return r, hold, func() { r.Close(); hold.Close(); os.RemoveAll(dir) }, nil
+}
+
+// bindNetns moves this thread into a private mount namespace (which
+// pasta inherits and which ends with the two of them) and bind-mounts the
+// namespace ns on the file path there, for pasta to open: a path into
+// this process's descriptors would need ptrace rights over it, which
+// pasta gives up before opening it.
+func bindNetns(ns *os.File, path string) error {
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		return err
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("making pasta's mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making pasta's mount namespace private: %w", err)
+	}
+	src := fmt.Sprintf("/proc/thread-self/fd/%d", ns.Fd())
+	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding the network namespace for pasta: %w", err)
+	}
+	return nil
 }
 
 // Close stops pasta and releases the namespace. It is safe to call more

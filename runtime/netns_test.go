@@ -118,6 +118,30 @@ func TestHostNetworkNoRawSockets(t *testing.T) {
 	}
 }
 
+// TestPastaClosesInheritedFDs: current pasta closes every descriptor
+// above 2 when it starts; NewNetns must not depend on inherited ones. A
+// wrapper that closes them first stands for such a pasta.
+func TestPastaClosesInheritedFDs(t *testing.T) {
+	root := newRootfs(t)
+	needRoot(t)
+	if _, err := os.Stat("/usr/bin/pasta"); err != nil {
+		t.Skip("needs pasta (apt-get install -y passt)")
+	}
+	bin := t.TempDir()
+	wrapper := "#!/bin/sh\nexec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-\nexec /usr/bin/pasta \"$@\"\n"
+	must(t, os.WriteFile(bin+"/pasta", []byte(wrapper), 0o755))
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	n, err := NewNetns(context.Background())
+	if err != nil {
+		t.Fatalf("NewNetns with a pasta that closes inherited descriptors: %v", err)
+	}
+	defer n.Close()
+	out := shOK(t, Spec{Rootfs: root, Netns: n}, `ls /sys/class/net | tr '\n' ' '`)
+	if len(strings.Fields(out)) != 2 {
+		t.Errorf("interfaces %q, want lo and pasta's", out)
+	}
+}
+
 func TestNoNetworkHelper(t *testing.T) {
 	needRoot(t)
 	t.Setenv("PATH", t.TempDir())

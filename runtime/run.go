@@ -173,17 +173,32 @@ type lockedThread struct {
 // startLocked starts cmd from a thread locked to a new goroutine, which
 // keeps it until release is called.
 func startLocked(cmd *exec.Cmd) (*lockedThread, error) {
+	return startLockedSetup(cmd, nil)
+}
+
+// startLockedSetup is startLocked running setup on the thread first; a
+// thread setup ran on (whose state it may have changed) ends with its
+// goroutine.
+func startLockedSetup(cmd *exec.Cmd, setup func() error) (*lockedThread, error) {
 	t := &lockedThread{done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
-		err := cmd.Start()
+		var err error
+		if setup != nil {
+			err = setup()
+		}
+		if err == nil {
+			err = cmd.Start()
+		}
 		started <- err
 		if err == nil {
 			<-t.done
 		}
-		// Nothing changed this thread's state: it can serve others.
-		goruntime.UnlockOSThread()
+		if setup == nil {
+			// Nothing changed this thread's state: it can serve others.
+			goruntime.UnlockOSThread()
+		}
 	}()
 	if err := <-started; err != nil {
 		return nil, err
