@@ -550,21 +550,21 @@ func checkDockerArchive(file, sel string) error {
 		return err
 	}
 	defer f.Close()
-	entries := map[string]tarEntry{}
+	entries := dockerTar{}
 	var manifest []byte
 	err = walkTar(context.Background(), f, func(name string, h *tar.Header, e tarEntry, tr *tar.Reader) error {
-		if h.Typeflag != tar.TypeReg {
-			return nil
-		}
-		if name == "manifest.json" {
+		entries[name] = append(entries[name], dockerEntry{tarEntry: e, typ: h.Typeflag, link: h.Linkname})
+		if name == "manifest.json" && len(entries[name]) == 1 && h.Typeflag == tar.TypeReg {
 			var err error
 			manifest, err = readMeta(tr, name, h.Size)
 			return err
 		}
-		entries[name] = e
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if _, err := entries.regular("manifest.json", "manifest.json"); err != nil {
 		return err
 	}
 	var m []dockerManifestEntry
@@ -578,9 +578,9 @@ func checkDockerArchive(file, sel string) error {
 	if len(e.Layers) > maxLayers {
 		return fmt.Errorf("%w: %d layers (limit %d)", ErrBadArchive, len(e.Layers), maxLayers)
 	}
-	cfgEntry, ok := entries[path.Clean(e.Config)]
-	if !ok {
-		return fmt.Errorf("%w: config %s is not in the archive", ErrBadArchive, e.Config)
+	cfgEntry, err := entries.regular(e.Config, "config "+e.Config)
+	if err != nil {
+		return err
 	}
 	if cfgEntry.size > maxConfigSize {
 		return fmt.Errorf("%w: config %s is %d bytes (limit %d)", ErrBadArchive, e.Config, cfgEntry.size, maxConfigSize)
@@ -591,12 +591,55 @@ func checkDockerArchive(file, sel string) error {
 	}
 	layers := make([]v1.Descriptor, len(e.Layers))
 	for i, l := range e.Layers {
-		if _, ok := entries[path.Clean(l)]; !ok {
-			return fmt.Errorf("%w: layer %s is not in the archive", ErrBadArchive, l)
+		if err := entries.layer(l); err != nil {
+			return err
 		}
 		layers[i].MediaType = types.DockerLayer
 	}
 	_, err = parseConfig(raw, &v1.Manifest{Layers: layers})
+	return err
+}
+
+// dockerEntry is one tar entry of a docker archive.
+type dockerEntry struct {
+	tarEntry
+	typ  byte
+	link string
+}
+
+// dockerTar holds a docker archive's entries by clean name, each name
+// with every entry that has it, in order.
+type dockerTar map[string][]dockerEntry
+
+// regular returns the entry named name, which must be the only entry of
+// that name and a regular file: go-containerregistry reads the first
+// entry of a name and follows links, so a second entry or a link would
+// let it read something other than what was checked.
+func (d dockerTar) regular(name, what string) (tarEntry, error) {
+	es := d[path.Clean(name)]
+	switch {
+	case len(es) == 0:
+		return tarEntry{}, fmt.Errorf("%w: %s is not in the archive", ErrBadArchive, what)
+	case len(es) > 1:
+		return tarEntry{}, fmt.Errorf("%w: %s is in the archive %d times", ErrBadArchive, what, len(es))
+	case es[0].typ != tar.TypeReg:
+		return tarEntry{}, fmt.Errorf("%w: %s is not a regular file", ErrBadArchive, what)
+	}
+	return es[0].tarEntry, nil
+}
+
+// layer checks the layer entry name: a regular file, or a symbolic link
+// to one next to it (docker save's legacy format links layers it saved
+// twice), each the only entry of its name.
+func (d dockerTar) layer(name string) error {
+	what := "layer " + name
+	es := d[path.Clean(name)]
+	if len(es) == 1 && es[0].typ == tar.TypeSymlink {
+		target := path.Join(path.Dir(path.Clean(name)), path.Clean(es[0].link))
+		_, err := d.regular(target, what+" -> "+es[0].link)
+		return err
+	}
+	_, err := d.regular(name, what)
 	return err
 }
 

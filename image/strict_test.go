@@ -181,6 +181,54 @@ func TestImportDockerStrict(t *testing.T) {
 	}
 }
 
+// TestImportDockerDuplicates: go-containerregistry reads the first tar
+// entry of a name and follows links, so a docker archive with a name
+// twice (a huge config first, a small one last), or whose manifest.json
+// or config is a link, is refused before it reads anything.
+func TestImportDockerDuplicates(t *testing.T) {
+	small := `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + sha([]byte("garbage")).String() + `"]}}`
+	big := `{"pad":"` + strings.Repeat("x", maxConfigSize) + `"}`
+	manifest := func(cfg string) string {
+		return `[{"Config":"` + cfg + `","RepoTags":["app:1"],"Layers":["layer.tar"]}]`
+	}
+	reg := func(name string) tar.Header { return tar.Header{Name: name, Typeflag: tar.TypeReg} }
+	link := func(name, to string) tar.Header { return tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to} }
+	tests := []struct {
+		name    string
+		entries []tar.Header
+		data    []string
+		want    string
+	}{
+		{"config twice", []tar.Header{reg("manifest.json"), reg("config.json"), reg("layer.tar"), reg("./config.json")},
+			[]string{manifest("config.json"), big, "garbage", small}, "config config.json is in the archive 2 times"},
+		{"manifest twice", []tar.Header{reg("manifest.json"), reg("big.json"), reg("config.json"), reg("layer.tar"), reg("manifest.json")},
+			[]string{manifest("big.json"), big, small, "garbage", manifest("config.json")}, "manifest.json is in the archive 2 times"},
+		{"config link", []tar.Header{reg("manifest.json"), link("config.json", "big.json"), reg("big.json"), reg("layer.tar")},
+			[]string{manifest("config.json"), "", big, "garbage"}, "config config.json is not a regular file"},
+		{"manifest link", []tar.Header{link("manifest.json", "m.json"), reg("m.json"), reg("config.json"), reg("layer.tar")},
+			[]string{"", manifest("config.json"), small, "garbage"}, "manifest.json is not a regular file"},
+		{"layer twice", []tar.Header{reg("manifest.json"), reg("config.json"), reg("layer.tar"), reg("layer.tar")},
+			[]string{manifest("config.json"), small, "garbage", "other"}, "layer layer.tar is in the archive 2 times"},
+		{"layer link to a link", []tar.Header{reg("manifest.json"), reg("config.json"), link("layer.tar", "l2"), link("l2", "l3"), reg("l3")},
+			[]string{manifest("config.json"), small, "", "", "garbage"}, "layer layer.tar -> l2 is not a regular file"},
+	}
+	dir := t.TempDir()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "dup.tar")
+			writeTar(t, p, tt.entries, tt.data)
+			s := openStore(t)
+			_, err := ImportArchive(context.Background(), s, "docker-archive:"+p)
+			if !errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %v: %s", err, ErrBadArchive, tt.want)
+			}
+			if blobs, _ := s.Blobs(); len(blobs) != 0 {
+				t.Errorf("a refused archive stored %d blobs", len(blobs))
+			}
+		})
+	}
+}
+
 // TestPullStrict: a registry image with an undecodable layer media type,
 // or a config whose diff_ids do not match its layers, is refused before
 // any layer is fetched.
