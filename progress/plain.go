@@ -11,13 +11,25 @@ import (
 //	#3 [builder 2/5] RUN make
 //	#3 cc -o app main.c
 //	#3 DONE 1.23s
+//
+// On a terminal, control characters in what it prints are made visible
+// (see visible); elsewhere lines go out as written.
 type plain struct {
-	c   *core
-	buf []byte // reused for each output line
+	c    *core
+	buf  []byte // reused for each output line
+	term bool   // the output is a terminal
+}
+
+// fix makes s safe for the output.
+func (p *plain) fix(s string) string {
+	if p.term {
+		return visible(s)
+	}
+	return s
 }
 
 func (p *plain) start(st *step) {
-	fmt.Fprintf(p.c.out, "#%d %s\n", st.ID, st)
+	fmt.Fprintf(p.c.out, "#%d %s\n", st.ID, p.fix(st.String()))
 }
 
 func (p *plain) line(st *step, line []byte) {
@@ -26,7 +38,11 @@ func (p *plain) line(st *step, line []byte) {
 	b := append(p.buf[:0], '#')
 	b = strconv.AppendInt(b, int64(st.ID), 10)
 	b = append(b, ' ')
-	b = append(b, line...)
+	if p.term {
+		b = append(b, visible(strings.TrimSuffix(string(line), "\r"))...)
+	} else {
+		b = append(b, line...)
+	}
 	b = append(b, '\n')
 	p.c.out.Write(b)
 	if cap(b) <= 2*maxLine {
@@ -43,7 +59,7 @@ func (p *plain) done(st *step) {
 	case cached:
 		fmt.Fprintf(p.c.out, "#%d CACHED\n", st.ID)
 	case failed:
-		fmt.Fprintf(p.c.out, "#%d ERROR: %v\n", st.ID, st.err)
+		fmt.Fprintf(p.c.out, "#%d ERROR: %s\n", st.ID, p.fix(st.err.Error()))
 	case canceled:
 		fmt.Fprintf(p.c.out, "#%d CANCELED\n", st.ID)
 	default:
@@ -52,11 +68,13 @@ func (p *plain) done(st *step) {
 }
 
 func (p *plain) log(msg string) {
-	fmt.Fprintf(p.c.out, "%s\n", msg)
+	for _, l := range strings.Split(msg, "\n") {
+		fmt.Fprintf(p.c.out, "%s\n", p.fix(l))
+	}
 }
 
 func (p *plain) close() {
-	p.c.writeFailures(p.c.out, func(s string) string { return strings.TrimSuffix(s, "\r") })
+	p.c.writeFailures(p.c.out, func(s string) string { return p.fix(strings.TrimSuffix(s, "\r")) })
 	p.c.writeSummary(p.c.out)
 }
 

@@ -140,7 +140,8 @@ func NewWithOptions(mode string, w io.Writer, opts Options) (Reporter, error) {
 	c := newCore(w, opts)
 	switch mode {
 	case "plain":
-		c.sink = &plain{c: c}
+		_, term := fd(w)
+		c.sink = &plain{c: c, term: term}
 	case "json":
 		c.sink = &jsonSink{c: c}
 	case "quiet":

@@ -140,7 +140,7 @@ func (t *tty) draw(final bool, logs []string) {
 	for _, l := range logs {
 		// Wrapped by the terminal: logs stay. Erasing after the text
 		// clears the rest of the last row it takes.
-		b.WriteString(clearLine + l + eraseRight + "\n")
+		b.WriteString(clearLine + clean(l) + eraseRight + "\n")
 	}
 	frame := t.frame(final, width, height)
 	b.WriteString(wrapOff)
@@ -295,13 +295,14 @@ func (t *tty) cut(s string, width int) string {
 
 // clean makes a line of output printable in one terminal row: it keeps
 // what follows the last carriage return (progress bars redraw with \r),
-// expands tabs and drops escape sequences and other control characters.
+// expands tabs, drops escape sequences and other C0 control characters
+// and shows C1 ones as visible does (a terminal may obey U+009B as CSI).
 func clean(s string) string {
 	s = strings.TrimRight(s, "\r")
 	if i := strings.LastIndexByte(s, '\r'); i >= 0 {
 		s = s[i+1:]
 	}
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f || r == utf8.RuneError }) {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\t' || needsEscape(r) }) {
 		return s
 	}
 	var b strings.Builder
@@ -319,6 +320,10 @@ func clean(s string) string {
 		case r == utf8.RuneError && size == 1:
 			b.WriteRune(utf8.RuneError)
 			col++
+		case r >= 0x80 && r <= 0x9f:
+			v := visible(string(r))
+			b.WriteString(v)
+			col += len(v)
 		default:
 			b.WriteRune(r)
 			col++

@@ -11,30 +11,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/testutil"
 )
 
 // ttyChildEnv names the rootfs for the copy of this test binary that runs
 // with a pseudo-terminal as its controlling terminal.
 const ttyChildEnv = "LADING_TEST_TTY_ROOTFS"
-
-// openPty returns the master and the slave of a new pseudo-terminal, the
-// slave in raw mode so that its input queue counts every byte.
-func openPty(tb testing.TB) (master, slave *os.File) {
-	tb.Helper()
-	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	must(tb, err)
-	master = os.NewFile(uintptr(m), "ptmx")
-	must(tb, unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0))
-	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
-	must(tb, err)
-	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	must(tb, err)
-	tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-	must(tb, err)
-	tio.Lflag &^= unix.ICANON | unix.ECHO | unix.ISIG
-	must(tb, unix.IoctlSetTermios(int(slave.Fd()), unix.TCSETS, tio))
-	return master, slave
-}
 
 // TestNoControllingTerminal runs lading's side (this binary again) in a
 // session whose controlling terminal is a pseudo-terminal, as in a user's
@@ -48,7 +31,7 @@ func TestNoControllingTerminal(t *testing.T) {
 	}
 	root := newRootfs(t)
 	addProbe(t, root)
-	master, slave := openPty(t)
+	master, slave := testutil.OpenPty(t)
 	defer master.Close()
 	self, err := os.Executable()
 	must(t, err)
