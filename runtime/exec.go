@@ -41,7 +41,7 @@ func execUser(c *config) error {
 	if err := loadSeccomp(c.Seccomp); err != nil {
 		return err
 	}
-	if err := switchUser(u, containerCaps(c.Network)); err != nil {
+	if err := switchUser(u, containerCaps()); err != nil {
 		return err
 	}
 	unix.Umask(0o022)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"net/netip"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,17 +54,28 @@ func enterNetwork(network string) error {
 			return fmt.Errorf("joining the network namespace: %w", err)
 		}
 	case NetworkNone:
-		return loopbackUp()
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+		allowPing()
 	}
 	return nil
 }
 
+// allowPing lets every group open ICMP echo sockets (SOCK_DGRAM,
+// IPPROTO_ICMP) in this thread's network namespace, a private one lading
+// made: ping works there without CAP_NET_RAW. It is best effort: where
+// /proc/sys is read-only (lading in a container), ping just fails.
+func allowPing() {
+	os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte("0 2147483647"), 0)
+}
+
 // containerCaps is the capability set of a container: Docker's default
-// set, without CAP_NET_RAW when it shares the host's network namespace,
-// where raw and packet sockets would see and forge the host's traffic.
-func containerCaps(network string) uint64 {
-	if network == NetworkHost {
-		return DefaultCaps &^ (1 << unix.CAP_NET_RAW)
-	}
-	return DefaultCaps
+// set without CAP_NET_RAW, in every network mode. In the host's namespace
+// raw and packet sockets would see and forge the host's traffic; the
+// private namespace of NetworkDefault is shared by the build's concurrent
+// steps, which could sniff each other. ping uses ICMP sockets instead
+// (see allowPing).
+func containerCaps() uint64 {
+	return DefaultCaps &^ (1 << unix.CAP_NET_RAW)
 }

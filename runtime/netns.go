@@ -321,6 +321,7 @@ func enterNewNetns() (*os.File, error) {
 	if err := loopbackUp(); err != nil {
 		return nil, err
 	}
+	allowPing()
 	return os.Open("/proc/thread-self/ns/net")
 }
 

@@ -31,10 +31,13 @@ func newNetns(t *testing.T) *Netns {
 // TestDefaultNetwork: containers of one Netns share a private namespace
 // that is not the host's, shows its own interfaces only, and has no route
 // to a service on the host's loopback, neither directly nor through the
-// gateway; once closed, no process holds the namespace and pasta is gone
-// (checkClean: no child left).
+// gateway; it pings over an ICMP socket but has no CAP_NET_RAW, raw or
+// packet socket (the namespace is shared by concurrent steps); once
+// closed, no process holds the namespace and pasta is gone (checkClean:
+// no child left).
 func TestDefaultNetwork(t *testing.T) {
 	root := newRootfs(t)
+	addProbe(t, root)
 	n := newNetns(t)
 	port, accepted := testutil.LoopbackListener(t)
 	hostNS, err := os.Readlink("/proc/self/ns/net")
@@ -45,10 +48,12 @@ func TestDefaultNetwork(t *testing.T) {
 		gw=$(ip route | awk '/^default/ { print $3 }')
 		nc -w 2 127.0.0.1 %[1]d </dev/null || echo lo-unreachable
 		nc -w 2 "$gw" %[1]d </dev/null || echo gw-unreachable
-		ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok`, port)
+		probe ping
+		probe packet >/dev/null || probe raw >/dev/null || echo raw-failed
+		grep CapEff /proc/self/status`, port)
 	out := shOK(t, Spec{Rootfs: root, Netns: n}, script)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 {
+	if len(lines) != 7 {
 		t.Fatalf("unexpected output %q", out)
 	}
 	ns := lines[0]
@@ -67,8 +72,13 @@ func TestDefaultNetwork(t *testing.T) {
 	if lines[2] != "lo-unreachable" || lines[3] != "gw-unreachable" || accepted() != 0 {
 		t.Errorf("host loopback reached: %q, %d connections", out, accepted())
 	}
-	if lines[4] != "ping-ok" {
-		t.Errorf("raw sockets inside the private namespace: %q", lines[4])
+	if lines[4] != "ok" {
+		t.Errorf("ping (an ICMP socket) inside the private namespace: %q", lines[4])
+	}
+	// The namespace is shared by concurrent steps: no packet sockets.
+	var capEff uint64
+	if _, err := fmt.Sscanf(lines[6], "CapEff:\t%x", &capEff); err != nil || capEff&(1<<unix.CAP_NET_RAW) != 0 || lines[5] != "raw-failed" {
+		t.Errorf("CAP_NET_RAW or a packet socket in the private namespace: %q", out)
 	}
 	// A second container joins the same namespace.
 	if again := shOK(t, Spec{Rootfs: root, Netns: n}, `readlink /proc/self/ns/net`); strings.TrimSpace(again) != ns {

@@ -4,7 +4,7 @@
 // (NetworkNone), or the host's, a pivot_root into a prepared rootfs, /proc,
 // /dev and /sys, the build's /etc/hosts, /etc/resolv.conf and /etc/hostname,
 // extra bind and tmpfs mounts (RUN --mount), Docker's default
-// capabilities (without CAP_NET_RAW in the host's network namespace) and
+// capabilities (without CAP_NET_RAW, in every network mode) and
 // seccomp filter, a session of its own with no controlling terminal, and
 // cgroup limits below lading's own cgroup.
 //
