@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,10 +87,15 @@ func randomID() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
+// Memory limits follow Docker's: with --memory alone, memory and swap
+// together may use twice the limit (the swap files, which exist only when
+// the kernel accounts swap, come after the memory one, which v1 requires).
 func limitFilesV1(l Limits) []limitFile {
 	var files []limitFile
 	if l.Memory > 0 {
-		files = append(files, limitFile{"memory", "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)})
+		files = append(files,
+			limitFile{"memory", "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)},
+			limitFile{"memory", memswV1, strconv.FormatInt(l.Memory+min(l.Memory, math.MaxInt64-l.Memory), 10)})
 	}
 	if l.Pids > 0 {
 		files = append(files, limitFile{"pids", "pids.max", strconv.FormatInt(l.Pids, 10)})
@@ -105,7 +111,9 @@ func limitFilesV1(l Limits) []limitFile {
 func limitFilesV2(l Limits) []limitFile {
 	var files []limitFile
 	if l.Memory > 0 {
-		files = append(files, limitFile{"memory", "memory.max", strconv.FormatInt(l.Memory, 10)})
+		files = append(files,
+			limitFile{"memory", "memory.max", strconv.FormatInt(l.Memory, 10)},
+			limitFile{"memory", swapV2, strconv.FormatInt(l.Memory, 10)})
 	}
 	if l.Pids > 0 {
 		files = append(files, limitFile{"pids", "pids.max", strconv.FormatInt(l.Pids, 10)})
@@ -114,6 +122,23 @@ func limitFilesV2(l Limits) []limitFile {
 		files = append(files, limitFile{"cpu", "cpu.max", fmt.Sprintf("%d %d", cpuQuota(l.CPUs), cpuPeriod)})
 	}
 	return files
+}
+
+// The swap limit files, absent where the kernel does not account swap.
+const (
+	memswV1 = "memory.memsw.limit_in_bytes" // memory and swap
+	swapV2  = "memory.swap.max"             // swap alone
+)
+
+// writeLimit writes f in dir; a swap limit is skipped when the kernel has
+// no such file.
+func writeLimit(dir string, f limitFile) error {
+	if f.name == memswV1 || f.name == swapV2 {
+		if _, err := os.Stat(filepath.Join(dir, f.name)); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+	}
+	return writeControl(dir, f.name, f.value)
 }
 
 func cpuQuota(cpus float64) int64 {
@@ -140,7 +165,7 @@ func (cg *cgroup) createV1(own *cgroupSet, name string, files []limitFile) error
 			made[f.controller] = dir
 			cg.dirs = append(cg.dirs, dir)
 		}
-		if err := writeControl(dir, f.name, f.value); err != nil {
+		if err := writeLimit(dir, f); err != nil {
 			return err
 		}
 	}
@@ -218,7 +243,7 @@ func (cg *cgroup) createV2(own *cgroupSet, name string, files []limitFile) error
 	}
 	cg.dirs = append(cg.dirs, dir)
 	for _, f := range files {
-		if err := writeControl(dir, f.name, f.value); err != nil {
+		if err := writeLimit(dir, f); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -353,4 +354,35 @@ func spareThreads(n int) {
 	}
 	locked.Wait()
 	release.Done()
+}
+
+// TestMemorySwapLimit: --memory limits swap as Docker does, memory and
+// swap together to twice the limit (v1 memory.memsw.limit_in_bytes; v2
+// memory.swap.max, swap alone, at the limit), where the kernel accounts
+// swap.
+func TestMemorySwapLimit(t *testing.T) {
+	needRoot(t)
+	const limit = 64 << 20
+	cg, err := newCgroup(Limits{Memory: limit})
+	if err != nil {
+		t.Skipf("no memory cgroup for lading here: %v", err)
+	}
+	defer func() { must(t, cg.remove()) }()
+	checked := 0
+	for _, dir := range cg.dirs {
+		for name, want := range map[string]int{memswV1: 2 * limit, swapV2: limit} {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			must(t, err)
+			checked++
+			if got := strings.TrimSpace(string(b)); got != strconv.Itoa(want) {
+				t.Errorf("%s/%s = %s, want %d", dir, name, got, want)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Skip("the kernel does not account swap")
+	}
 }
