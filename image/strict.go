@@ -20,6 +20,10 @@ const (
 	maxLayerSize    = 1 << 40  // one layer: 1 TiB
 )
 
+// MaxConfigSize is the largest image config lading reads, from archives,
+// registries and remote caches.
+const MaxConfigSize = maxConfigSize
+
 // ErrBadImage is returned (wrapped) for an image whose manifest or config
 // lading refuses: absurd sizes, too many layers, diff_ids that do not
 // match the layers.

@@ -192,7 +192,9 @@ func TestImportDockerDuplicates(t *testing.T) {
 		return `[{"Config":"` + cfg + `","RepoTags":["app:1"],"Layers":["layer.tar"]}]`
 	}
 	reg := func(name string) tar.Header { return tar.Header{Name: name, Typeflag: tar.TypeReg} }
-	link := func(name, to string) tar.Header { return tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to} }
+	link := func(name, to string) tar.Header {
+		return tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to}
+	}
 	tests := []struct {
 		name    string
 		entries []tar.Header

@@ -79,6 +79,15 @@ func readRemote(ctx context.Context, r name.Reference, opts image.RemoteOptions)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
+	// Bounded as for pulls: the registry sends no more than the manifest
+	// claims, and the claim is checked before reading.
+	man, err := img.Manifest()
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	if size := man.Config.Size; size < 0 || size > image.MaxConfigSize {
+		return nil, v1.Hash{}, fmt.Errorf("%w: config %s claims %d bytes (limit %d)", image.ErrBadImage, man.Config.Digest, size, image.MaxConfigSize)
+	}
 	raw, err := img.RawConfigFile()
 	if err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("reading config: %w", err)

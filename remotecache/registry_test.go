@@ -8,11 +8,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
@@ -219,5 +222,36 @@ func TestRegistryMissingAndErrors(t *testing.T) {
 	l := writeLayer(t, openStore(t), 9)
 	if err := src.FetchLayer(ctx, openStore(t), *l); err == nil || !strings.Contains(err.Error(), l.Digest) {
 		t.Errorf("FetchLayer of a missing blob: %v", err)
+	}
+}
+
+// TestRegistryHugeConfig: a cache manifest whose config is larger than
+// lading reads for pulls is refused before the config is fetched.
+func TestRegistryHugeConfig(t *testing.T) {
+	var fetched atomic.Int32
+	var cfgPath atomic.Value
+	host := startRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p, _ := cfgPath.Load().(string); p != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, p) {
+				fetched.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{Config: v1.Config{Labels: map[string]string{"pad": strings.Repeat("x", image.MaxConfigSize)}}})
+	must(t, err)
+	cfg, err := img.ConfigName()
+	must(t, err)
+	ref := host + "/huge:cache"
+	r, err := name.ParseReference(ref)
+	must(t, err)
+	must(t, remote.Write(r, img))
+	cfgPath.Store("/blobs/" + cfg.String())
+	_, err = OpenSource(context.Background(), registrySpec(ref), testOpts())
+	if !errors.Is(err, image.ErrBadImage) || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("OpenSource of a cache with a huge config: %v", err)
+	}
+	if n := fetched.Load(); n != 0 {
+		t.Errorf("the config was fetched %d times", n)
 	}
 }
