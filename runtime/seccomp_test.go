@@ -346,3 +346,30 @@ func referenceVerdict(t *testing.T, p *specs.LinuxSeccomp, name string, arg uint
 	}
 	return def
 }
+
+// TestSeccompX32: x32 calls (x86_64's audit architecture, numbers from
+// 0x40000000) are killed by a profile that does not list x32, even with
+// defaultAction ALLOW, and follow the profile when it lists x32.
+func TestSeccompX32(t *testing.T) {
+	if nativeInfo(t) != arch.X86_64 {
+		t.Skip("x32 is an x86_64 ABI")
+	}
+	keyctl := sysnr(t, arch.X32, "keyctl")
+	const deny = `{"defaultAction":"SCMP_ACT_ALLOW","architectures":[%s],"syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO"}]}`
+	run := filterVM(t, fmt.Sprintf(deny, `"SCMP_ARCH_X86_64"`))
+	for _, nr := range []int{keyctl, sysnr(t, arch.X32, "getpid"), 0x40000000, 0xffffffff} {
+		if got := run(arch.X86_64.ID, nr); got != retKillProcess {
+			t.Errorf("x32 call %#x without x32 in the profile: got %#x, want kill", nr, got)
+		}
+	}
+	if got := run(arch.X86_64.ID, sysnr(t, arch.X86_64, "getpid")); got != retAllow {
+		t.Errorf("x86_64 getpid: got %#x", got)
+	}
+	run = filterVM(t, fmt.Sprintf(deny, `"SCMP_ARCH_X86_64","SCMP_ARCH_X32"`))
+	if got := run(arch.X86_64.ID, keyctl); got != retErrno|uint32(unix.EPERM) {
+		t.Errorf("x32 keyctl with x32 in the profile: got %#x, want EPERM", got)
+	}
+	if got := run(arch.X86_64.ID, sysnr(t, arch.X32, "getpid")); got != retAllow {
+		t.Errorf("x32 getpid with x32 in the profile: got %#x, want allow", got)
+	}
+}

@@ -181,6 +181,15 @@ func archBlock(a *asm, p *specs.LinuxSeccomp, infos []*arch.Info, def uint32) er
 		}
 	}
 	a.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+	if infos[0] == arch.X86_64 && !contains(infos, arch.X32) {
+		// x32 calls share x86_64's audit architecture, numbered from
+		// 0x40000000; a profile that does not list x32 kills them, as
+		// libseccomp does, instead of giving them the default action.
+		a.emit(
+			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: uint32(arch.X32.SeccompMask), SkipFalse: 1},
+			bpf.RetConstant{Val: retKillProcess},
+		)
+	}
 	bodies := map[uint32]label{}
 	missLabel := a.newLabel()
 	searchTree(a, nrs, rules, bodies, missLabel)
