@@ -166,9 +166,8 @@ func (w *BlobWriter) Commit(expected string) (digest string, size int64, err err
 	if err != nil {
 		return "", 0, err
 	}
-	if info, err := os.Stat(dst); err == nil && info.Size() == w.n {
-		return digest, w.n, nil
-	}
+	// Even when the blob exists it is replaced: the existing file may be
+	// a corrupt copy of the same size, and this one was just hashed.
 	if err := w.f.Chmod(0o600); err != nil {
 		return "", 0, fmt.Errorf("committing blob %s: %w", digest, err)
 	}

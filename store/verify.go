@@ -56,14 +56,33 @@ func (s *Store) VerifyBlob(digest string) error {
 	return err
 }
 
-// corrupt removes a bad blob and returns the error that says so.
-func (s *Store) corrupt(digest, why string) error {
-	rmErr := s.DeleteBlob(digest)
+// corrupt removes a bad blob, read through f, and returns the error that
+// says so. A blob that was replaced since f was opened (a good copy
+// committed meanwhile) is not the bad one and stays.
+func (s *Store) corrupt(f *os.File, digest, why string) error {
 	msg := "removed it from the store; build or pull again to re-create it"
-	if rmErr != nil {
-		msg = fmt.Sprintf("could not remove it: %v", rmErr)
+	if s.sameBlob(f, digest) {
+		if rmErr := s.DeleteBlob(digest); rmErr != nil {
+			msg = fmt.Sprintf("could not remove it: %v", rmErr)
+		}
+	} else {
+		msg = "it was replaced meanwhile; the new copy stays"
 	}
 	return fmt.Errorf("blob %s: %w (%w: %s): %s", digest, ErrCorruptBlob, ErrDigestMismatch, why, msg)
+}
+
+// sameBlob reports whether digest's path still names the file f.
+func (s *Store) sameBlob(f *os.File, digest string) bool {
+	p, err := s.BlobPath(digest)
+	if err != nil {
+		return false
+	}
+	opened, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	now, err := os.Lstat(p)
+	return err == nil && os.SameFile(opened, now)
 }
 
 // verifier hashes a blob as it is read and checks the digest when the
@@ -86,7 +105,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	v.n += int64(n)
 	if v.n > v.size {
-		v.err = v.s.corrupt(v.digest, "it grew while being read")
+		v.err = v.s.corrupt(v.f, v.digest, "it grew while being read")
 		return n, v.err
 	}
 	if v.n == v.size || err == io.EOF {
@@ -133,11 +152,11 @@ func (v *verifier) WriteTo(w io.Writer) (int64, error) {
 
 func (v *verifier) check() error {
 	if v.n != v.size {
-		return v.s.corrupt(v.digest, fmt.Sprintf("read %d bytes of %d", v.n, v.size))
+		return v.s.corrupt(v.f, v.digest, fmt.Sprintf("read %d bytes of %d", v.n, v.size))
 	}
 	got := digestPrefix + hex.EncodeToString(v.h.Sum(nil))
 	if got != v.digest {
-		return v.s.corrupt(v.digest, "its bytes hash to "+got)
+		return v.s.corrupt(v.f, v.digest, "its bytes hash to "+got)
 	}
 	return nil
 }

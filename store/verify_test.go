@@ -118,3 +118,40 @@ func TestRemoveBlobTemps(t *testing.T) {
 	}
 	w.Close()
 }
+
+// TestCorruptBlobReplaced: a corrupt blob found by a reader is removed
+// only if it is still the file the reader opened, not a good copy
+// committed meanwhile; and committing a blob replaces a corrupt copy of
+// the same size.
+func TestCorruptBlobReplaced(t *testing.T) {
+	s := openTest(t)
+	data := bytes.Repeat([]byte("replaced while read "), 1000)
+	d, size, err := s.WriteBlob(bytes.NewReader(data), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.BlobPath(d)
+	bad := bytes.Clone(data)
+	bad[3] ^= 1
+	if err := os.WriteFile(p, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.OpenVerified(d, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// A good copy lands while the corrupt one is being read.
+	if _, _, err := s.WriteBlob(bytes.NewReader(data), d); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, data) {
+		t.Fatal("committing a blob kept a corrupt copy of the same size")
+	}
+	if _, err := io.Copy(io.Discard, r); !errors.Is(err, ErrCorruptBlob) {
+		t.Fatalf("reading the corrupt copy: err = %v, want ErrCorruptBlob", err)
+	}
+	if err := s.VerifyBlob(d); err != nil {
+		t.Fatalf("the good copy: %v", err)
+	}
+}
