@@ -76,6 +76,12 @@ func containerInit() error {
 		return err
 	}
 	unix.Umask(0)
+	// Run has put this process in its cgroup before sending the config:
+	// a cgroup namespace made now is rooted there, so the step sees
+	// "0::/" in /proc/self/cgroup, not the host's cgroup paths.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("making cgroup namespace: %w", err)
+	}
 	if err := enterNetwork(c.Network); err != nil {
 		return err
 	}

@@ -439,7 +439,7 @@ func TestPidsLimit(t *testing.T) {
 	// After the bomb, the shell may not be able to fork at all: wait and
 	// count with builtins only.
 	out, errOut, err := sh(t, Spec{Rootfs: root, Limits: Limits{Pids: 20}}, `
-		grep -c lading /proc/self/cgroup
+		grep -vc ':/$' /proc/self/cgroup
 		bomb() { bomb | bomb & }
 		bomb
 		i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done
@@ -448,8 +448,8 @@ func TestPidsLimit(t *testing.T) {
 		t.Fatalf("%v: %s", err, errOut)
 	}
 	f := strings.Fields(out)
-	if len(f) != 2 || f[0] == "0" {
-		t.Fatalf("unexpected output %q", out)
+	if len(f) != 2 || f[0] != "0" {
+		t.Fatalf("unexpected output %q (the first number counts cgroups not at the namespace's root)", out)
 	}
 	if n, _ := strconv.Atoi(f[1]); n > 20 {
 		t.Errorf("%d processes under a limit of 20", n)
@@ -459,10 +459,8 @@ func TestPidsLimit(t *testing.T) {
 
 func TestMemoryAndCPULimits(t *testing.T) {
 	root := newRootfs(t)
-	got := shOK(t, Spec{Rootfs: root, Limits: Limits{Memory: 64 << 20, CPUs: 0.5}}, `grep -E '^0::|memory|cpu' /proc/self/cgroup | grep -c lading`)
-	if got == "0\n" {
-		t.Errorf("not in a lading cgroup")
-	}
+	got := shOK(t, Spec{Rootfs: root, Limits: Limits{Memory: 64 << 20, CPUs: 0.5}}, `cat /proc/self/cgroup`)
+	checkCgroupRoots(t, got)
 	// tail keeps the last line of /dev/zero, which never ends.
 	_, _, err := sh(t, Spec{Rootfs: root, Limits: Limits{Memory: 16 << 20}}, `exec tail /dev/zero`)
 	var ee *ExitError
@@ -470,6 +468,39 @@ func TestMemoryAndCPULimits(t *testing.T) {
 		t.Errorf("memory hog: got %v, want it killed", err)
 	}
 	checkNoCgroups(t)
+}
+
+// TestCgroupNamespace: a step has a cgroup namespace of its own, rooted
+// at its cgroup (or lading's, without limits): /proc/self/cgroup shows
+// "/" for every hierarchy, never the host's paths.
+func TestCgroupNamespace(t *testing.T) {
+	root := newRootfs(t)
+	host, err := os.Readlink("/proc/self/ns/cgroup")
+	must(t, err)
+	for _, l := range []Limits{{}, {Pids: 100}} {
+		got := shOK(t, Spec{Rootfs: root, Limits: l}, `readlink /proc/self/ns/cgroup; cat /proc/self/cgroup`)
+		ns, cgroups, _ := strings.Cut(got, "\n")
+		if ns == host || !strings.HasPrefix(ns, "cgroup:[") {
+			t.Errorf("limits %+v: cgroup namespace %q, host's %q", l, ns, host)
+		}
+		checkCgroupRoots(t, cgroups)
+	}
+	checkNoCgroups(t)
+}
+
+// checkCgroupRoots checks that every line of a /proc/self/cgroup shows
+// the root of its hierarchy.
+func checkCgroupRoots(t *testing.T, procCgroup string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(procCgroup), "\n")
+	for _, l := range lines {
+		if f := strings.SplitN(l, ":", 3); len(f) != 3 || f[2] != "/" {
+			t.Errorf("/proc/self/cgroup line %q, want the root /", l)
+		}
+	}
+	if len(lines) == 0 || lines[0] == "" {
+		t.Errorf("empty /proc/self/cgroup")
+	}
 }
 
 // checkNoCgroups fails if Run left a cgroup behind: it looks only at
