@@ -1,7 +1,10 @@
 package copier
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -105,6 +108,12 @@ type gitNet struct {
 
 // startGitNet starts the proxy unless hostNetwork; stop it with close.
 func startGitNet(hostNetwork bool) (*gitNet, error) {
+	return startGitNetVia(hostNetwork, http.ProxyFromEnvironment)
+}
+
+// startGitNetVia is startGitNet with the function that picks the proxy
+// the in-process proxy's tunnels go through.
+func startGitNetVia(hostNetwork bool, proxy func(*http.Request) (*url.URL, error)) (*gitNet, error) {
 	n := &gitNet{host: hostNetwork, stop: func() {}}
 	if hostNetwork {
 		return n, nil
@@ -113,7 +122,7 @@ func startGitNet(hostNetwork bool) (*gitNet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the git proxy: %w", err)
 	}
-	p := &gitProxy{dialer: newDialer(false), transport: newTransport(false), net: n}
+	p := &gitProxy{dialer: newDialer(false), transport: newTransport(false), net: n, proxy: proxy}
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(l)
 	n.proxy = "http://" + l.Addr().String()
@@ -174,6 +183,8 @@ type gitProxy struct {
 	dialer    *net.Dialer
 	transport *http.Transport
 	net       *gitNet
+	// proxy picks the proxy for a CONNECT (http.ProxyFromEnvironment).
+	proxy func(*http.Request) (*url.URL, error)
 }
 
 // refuse answers a request whose connection failed, remembering why.
@@ -200,7 +211,7 @@ func (p *gitProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rp.ServeHTTP(w, r)
 		return
 	}
-	up, err := p.dialer.DialContext(r.Context(), "tcp", r.Host)
+	up, upR, err := p.tunnel(r.Context(), r.Host)
 	if err != nil {
 		p.refuse(w, r, err)
 		return
@@ -217,12 +228,72 @@ func (p *gitProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	done := make(chan struct{})
 	go func() {
 		io.Copy(up, buf) // buf reads what is buffered, then c
-		if tc, ok := up.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		}
+		up.Close()       // git is done with the tunnel
 		close(done)
 	}()
-	io.Copy(c, up)
+	io.Copy(c, upR)
 	c.Close()
 	<-done
+}
+
+// tunnel connects to host (host:port) for a CONNECT request: directly, or
+// through the environment's https proxy as the download client would
+// (the connection to the proxy guarded like any other). It returns the
+// connection and the reader to read it with.
+func (p *gitProxy) tunnel(ctx context.Context, host string) (net.Conn, io.Reader, error) {
+	via, err := p.proxy(&http.Request{URL: &url.URL{Scheme: "https", Host: host}})
+	if err != nil {
+		return nil, nil, err
+	}
+	if via == nil {
+		c, err := p.dialer.DialContext(ctx, "tcp", host)
+		return c, c, err
+	}
+	port := via.Port()
+	if port == "" {
+		port = "80"
+		if via.Scheme == "https" {
+			port = "443"
+		}
+	}
+	c, err := p.dialer.DialContext(ctx, "tcp", net.JoinHostPort(via.Hostname(), port))
+	if err != nil {
+		return nil, nil, err
+	}
+	if via.Scheme == "https" {
+		tc := tls.Client(c, &tls.Config{ServerName: via.Hostname()})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		c = tc
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: host}, Host: host, Header: http.Header{}}
+	if u := via.User; u != nil {
+		pw, _ := u.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)))
+	}
+	br := bufio.NewReader(c)
+	if err := connect(c, br, req); err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("proxy %s: CONNECT %s: %w", via.Redacted(), host, err)
+	}
+	return c, br, nil
+}
+
+// connect sends a CONNECT request on c and reads the proxy's answer
+// through br.
+func connect(c net.Conn, br *bufio.Reader, req *http.Request) error {
+	if err := req.Write(c); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
 }
