@@ -52,8 +52,7 @@ const netnsReadyTimeout = 30 * time.Second
 // with setns(2); that costs microseconds per container, where a namespace
 // and a helper per container would cost milliseconds. Nothing of it
 // outlives the process that made it: the namespace is held only by open
-// descriptors (of this process and pasta) and a bind mount in a mount
-// namespace private to pasta and one thread of this process, and pasta, a direct child, gets
+// descriptors (of this process and pasta), and pasta, a direct child, gets
 // SIGKILL when its parent dies. Close tears both down.
 type Netns struct {
 	ns     *os.File // the namespace
@@ -147,7 +146,7 @@ func (n *Netns) startPasta(ctx context.Context, bin string, forward bool) error 
 	}
 	// Its parent-death signal follows the thread that forks it: one
 	// kept until pasta is reaped.
-	forker, err := startLockedSetup(n.cmd, func() error { return bindNetns(n.ns, netns) })
+	forker, err := startLockedSetup(n.cmd, func() (func(), error) { return bindNetns(n.ns, netns) })
 	if err != nil {
 		n.cmd = nil
 		close(n.exited)
@@ -208,25 +207,39 @@ func readyFIFO() (r, hold *os.File, cleanup func(), err error) {
 }
 
 // bindNetns moves this thread into a private mount namespace (which
-// pasta inherits and which ends with the two of them) and bind-mounts the
-// namespace ns on the file path there, for pasta to open: a path into
-// this process's descriptors would need ptrace rights over it, which
-// pasta gives up before opening it.
-func bindNetns(ns *os.File, path string) error {
+// pasta inherits) and bind-mounts the namespace ns on the file path
+// there, for pasta to open: a path into this process's descriptors would
+// need ptrace rights over it, which pasta gives up before opening it.
+// The returned function, run once pasta has started, moves the thread
+// back: the private namespace holds copies of every mount there was, and
+// must not outlive pasta's own start (pasta then isolates itself in a
+// namespace with none of them).
+func bindNetns(ns *os.File, path string) (back func(), err error) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		return err
+		return nil, err
+	}
+	orig, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return nil, err
+	}
+	back = func() {
+		unix.Setns(int(orig.Fd()), unix.CLONE_NEWNS)
+		orig.Close()
 	}
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("making pasta's mount namespace: %w", err)
+		orig.Close()
+		return nil, fmt.Errorf("making pasta's mount namespace: %w", err)
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("making pasta's mount namespace private: %w", err)
+		back()
+		return nil, fmt.Errorf("making pasta's mount namespace private: %w", err)
 	}
 	src := fmt.Sprintf("/proc/thread-self/fd/%d", ns.Fd())
 	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("binding the network namespace for pasta: %w", err)
+		back()
+		return nil, fmt.Errorf("binding the network namespace for pasta: %w", err)
 	}
-	return nil
+	return back, nil
 }
 
 // Close stops pasta and releases the namespace. It is safe to call more

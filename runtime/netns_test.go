@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -149,6 +150,31 @@ func TestPastaClosesInheritedFDs(t *testing.T) {
 	out := shOK(t, Spec{Rootfs: root, Netns: n}, `ls /sys/class/net | tr '\n' ' '`)
 	if len(strings.Fields(out)) != 2 {
 		t.Errorf("interfaces %q, want lo and pasta's", out)
+	}
+}
+
+// TestPastaPinsNoMounts: starting pasta copies this process's mounts
+// into a private namespace; no thread of this process and not pasta may
+// keep that copy, or mounts made before (a step's rootfs) would stay
+// alive after the build unmounts them.
+func TestPastaPinsNoMounts(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat("/usr/bin/pasta"); err != nil {
+		t.Skip("needs pasta (apt-get install -y passt)")
+	}
+	dir := t.TempDir()
+	must(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"))
+	n, err := NewNetns(context.Background())
+	unix.Unmount(dir, 0)
+	must(t, err)
+	defer n.Close()
+	files, _ := filepath.Glob("/proc/self/task/*/mountinfo")
+	files = append(files, fmt.Sprintf("/proc/%d/mountinfo", n.cmd.Process.Pid))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(b), " "+dir+" ") {
+			t.Errorf("%s still has %s mounted", f, dir)
+		}
 	}
 }
 

@@ -176,21 +176,27 @@ func startLocked(cmd *exec.Cmd) (*lockedThread, error) {
 	return startLockedSetup(cmd, nil)
 }
 
-// startLockedSetup is startLocked running setup on the thread first; a
-// thread setup ran on (whose state it may have changed) ends with its
+// startLockedSetup is startLocked running setup on the thread first and
+// the function setup returns, if any, once cmd has started; a thread
+// setup ran on (whose state it may have changed) ends with its
 // goroutine.
-func startLockedSetup(cmd *exec.Cmd, setup func() error) (*lockedThread, error) {
+func startLockedSetup(cmd *exec.Cmd, setup func() (after func(), err error)) (*lockedThread, error) {
 	t := &lockedThread{done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
 		var err error
+		after := func() {}
 		if setup != nil {
-			err = setup()
+			var a func()
+			if a, err = setup(); a != nil {
+				after = a
+			}
 		}
 		if err == nil {
 			err = cmd.Start()
 		}
+		after()
 		started <- err
 		if err == nil {
 			<-t.done
