@@ -49,6 +49,10 @@ type Options struct {
 	// a hit there fetches the step's layer and applies it instead of
 	// running the step.
 	CacheFrom []remotecache.Source
+	// CopyKeyed, when set, is called after a COPY or ADD from a context
+	// directory is keyed and before its files are copied: a test hook,
+	// for changing a source in between.
+	CopyKeyed func()
 	Settings
 }
 

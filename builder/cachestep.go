@@ -349,9 +349,8 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 	for _, r := range remote {
 		kb.Add("git", r)
 	}
-	if len(remote) > 0 {
-		digests = nil // not only files: no content key
-	}
+	// With remote sources (only ADD's) the digests are not the whole
+	// input, but contentKey never keys an ADD.
 	return kb, digests, nil
 }
 

@@ -288,10 +288,12 @@ func (s *stage) addRequest(c *parser.Add) copier.Request {
 func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request, contents []parser.Heredoc) (v1.Layer, error) {
 	var kb *cache.KeyBuilder
 	if len(req.Sources) > 0 {
-		var err error
-		if kb, _, err = s.copyKey(ctx, kind, &req); err != nil {
+		kb2, digests, err := s.copyKey(ctx, kind, &req)
+		if err != nil {
 			return nil, err
 		}
+		kb, req.Verify = kb2, verifyCopy(digests)
+		s.copyKeyed()
 	} else if s.b.cacheFor(s) != nil {
 		kb = s.newKey(kind).Add(cache.FieldInstruction, copyText(kind, req))
 	}
@@ -315,7 +317,7 @@ func (s *stage) copyHeredoc(ctx context.Context, kind string, req copier.Request
 			}
 			defer os.RemoveAll(dir)
 			r := req
-			r.SrcRoot, r.Sources, r.Ignore, r.Add, r.DestRoot = dir, names, nil, false, root
+			r.SrcRoot, r.Sources, r.Ignore, r.Add, r.DestRoot, r.Verify = dir, names, nil, false, root, nil
 			return copier.Copy(ctx, r)
 		})
 	})
@@ -329,9 +331,43 @@ func (s *stage) copyInto(ctx context.Context, kind string, req copier.Request) (
 		return nil, err
 	}
 	content := s.contentKey(kind, req, digests)
+	req.Verify = verifyCopy(digests)
+	s.copyKeyed()
 	return s.cached(ctx, kb, func(name string) (v1.Layer, error) {
 		return s.copyStep(ctx, name, req, content)
 	})
+}
+
+// copyKeyed calls the CopyKeyed test hook, if any.
+func (s *stage) copyKeyed() {
+	if h := s.b.opts.CopyKeyed; h != nil {
+		h()
+	}
+}
+
+// verifyCopy returns the copier.Request.Verify of a COPY keyed by
+// digests: it fails the copy of a regular file whose content (hashed as
+// it is copied), mode or owner is not what the key was computed from,
+// so a file changed during the build is never recorded under the key of
+// its old content. nil without digests (no cache).
+func verifyCopy(digests []cache.FileDigest) func(copier.Source, []byte) error {
+	if digests == nil {
+		return nil
+	}
+	want := make(map[string]string, len(digests))
+	for _, d := range digests {
+		want[d.Path] = d.Digest
+	}
+	return func(src copier.Source, sum []byte) error {
+		got, err := cache.RegularDigest(src.Info, sum)
+		if err != nil {
+			return err
+		}
+		if w, ok := want[src.Rel]; !ok || w != got {
+			return fmt.Errorf("%s changed during the build, after the step's cache key was computed from it; build again", src.Rel)
+		}
+		return nil
+	}
 }
 
 // copyStep runs a COPY or ADD. content, when not "", keys its output

@@ -126,6 +126,17 @@ func (c *StatCache) Digest(f File) (string, error) {
 	return fileDigest(st, sum[:], ""), nil
 }
 
+// RegularDigest is the FileDigest.Digest of a regular file with stat
+// info (from os.Lstat) and content SHA-256 sum: what Digest gives for it
+// when its content is sum.
+func RegularDigest(info os.FileInfo, sum []byte) (string, error) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return "", fmt.Errorf("not a regular file's stat: %v", info.Mode())
+	}
+	return fileDigest(st, sum, ""), nil
+}
+
 // digestOther digests a file that is not regular.
 func (c *StatCache) digestOther(abs string, st *syscall.Stat_t) (string, error) {
 	target := ""

@@ -2,6 +2,7 @@ package copier
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,6 +77,12 @@ type Request struct {
 	Unpack *bool
 	// KeepGitDir is ADD --keep-git-dir: a Git source keeps its .git.
 	KeepGitDir bool
+	// Verify, when set, is called for every regular file copied from
+	// SrcRoot (not one extracted from an archive or a Git checkout) with
+	// its source and the SHA-256 of the content the copy read and wrote,
+	// so each file is read once; an error from it fails the copy. Without
+	// it the kernel copies (copy_file_range) and nothing is hashed.
+	Verify func(s Source, sum []byte) error
 }
 
 // op is a Request being carried out.
@@ -402,7 +409,14 @@ func (o *op) copyEntry(dir *os.File, dirPath, name string, s Source, f *os.File)
 			}
 			o.links[key] = linkRef{dirPath, name}
 		}
-		return writeFile(dir, name, f, m)
+		if o.req.Verify == nil || o.checkout != nil {
+			return writeFile(dir, name, f, m)
+		}
+		h := sha256.New()
+		if err := writeFile(dir, name, hashReader{f, h}, m); err != nil {
+			return err
+		}
+		return o.req.Verify(s, h.Sum(nil))
 	case mode&fs.ModeSymlink != 0:
 		target, err := os.Readlink(s.Path)
 		if err != nil {

@@ -3,10 +3,12 @@ package copier
 import (
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
@@ -242,7 +244,14 @@ func writeFile(dir *os.File, name string, r io.Reader, m meta) error {
 	}
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	if _, err := io.Copy(f, r); err != nil {
+	if _, ok := r.(*os.File); ok {
+		_, err = io.Copy(f, r)
+	} else {
+		buf := copyBufs.Get().(*[]byte)
+		_, err = io.CopyBuffer(writerOnly{f}, r, *buf)
+		copyBufs.Put(buf)
+	}
+	if err != nil {
 		return err
 	}
 	if err := setMeta(f, m); err != nil {
@@ -253,6 +262,26 @@ func writeFile(dir *os.File, name string, r io.Reader, m meta) error {
 	}
 	return f.Close()
 }
+
+// hashReader reads r and hashes what it reads into h. It is not an
+// *os.File, so writeFile copies it through a buffer (see copyBuffer).
+type hashReader struct {
+	r io.Reader
+	h hash.Hash
+}
+
+func (hr hashReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	return n, err
+}
+
+// copyBufs are the buffers of copies that go through user space.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// writerOnly hides an *os.File's ReadFrom, so io.CopyBuffer uses the
+// buffer it is given.
+type writerOnly struct{ io.Writer }
 
 // makeDir creates (or reuses an existing) directory name in dir and
 // returns it opened, with owner and xattrs set; finishDir sets its mode and
