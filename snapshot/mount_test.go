@@ -40,3 +40,39 @@ func TestBindReadOnly(t *testing.T) {
 	must(t, UnmountAll(inner))
 	assertNoMounts(t, work+"/target2")
 }
+
+// TestUnmountAllLayouts checks UnmountAll leaves nothing mounted at or
+// below its target however the mounts there are arranged: one mount,
+// mounts stacked on the target, a mount below the target's mount, and a
+// mount below the target hidden by a later mount on the target.
+func TestUnmountAllLayouts(t *testing.T) {
+	requireRoot(t)
+	work := testDir(t)
+	src := filepath.Join(work, "src")
+	must(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	for name, layout := range map[string]func(target string){
+		"one": func(target string) {
+			must(t, MountAll([]Mount{bindMount(src, false)}, target))
+		},
+		"stacked": func(target string) {
+			must(t, MountAll([]Mount{bindMount(src, false), bindMount(src, true)}, target))
+		},
+		"below": func(target string) {
+			must(t, MountAll([]Mount{bindMount(src, false)}, target))
+			must(t, MountAll([]Mount{bindMount(src, true)}, filepath.Join(target, "sub")))
+		},
+		"hidden": func(target string) {
+			must(t, os.Mkdir(filepath.Join(target, "sub"), 0o755))
+			must(t, MountAll([]Mount{bindMount(src, true)}, filepath.Join(target, "sub")))
+			must(t, MountAll([]Mount{bindMount(src, false)}, target))
+		},
+	} {
+		target := filepath.Join(work, name)
+		must(t, os.Mkdir(target, 0o755))
+		layout(target)
+		if err := UnmountAll(target); err != nil {
+			t.Errorf("%s: UnmountAll: %v", name, err)
+		}
+		assertNoMounts(t, target)
+	}
+}
