@@ -86,7 +86,7 @@ if [ "$CACHE_LADING" = 1 ]; then
 	timed lading/cache-cold "${CMD[@]}" || lading_cache_fail "the cold build of the cache recipe failed"
 fi
 cache_buildah
-timed buildah/cache-cold "${CMD[@]}" || die "buildah failed (cache-cold)"
+timed_retry buildah/cache-cold "${CMD[@]}" || die "buildah failed (cache-cold)"
 
 # A no-op rebuild must hit the cache on every step (checked once, untimed).
 NOOP_CHECK="not checked"
@@ -112,7 +112,7 @@ for rep in $(seq 1 "$(( FAST_REPS > REPS ? FAST_REPS : REPS ))"); do
 	fi
 	if [ "$rep" -le "$REPS" ]; then
 		cache_buildah
-		timed buildah/noop "${CMD[@]}" || die "buildah failed (no-op rebuild)"
+		timed_retry buildah/noop "${CMD[@]}" || die "buildah failed (no-op rebuild)"
 	fi
 done
 
@@ -131,7 +131,7 @@ for rep in $(seq 1 "$REPS"); do
 		fi
 	fi
 	cache_buildah
-	timed buildah/change "${CMD[@]}" || die "buildah failed (rebuild after a change)"
+	timed_retry buildah/change "${CMD[@]}" || die "buildah failed (rebuild after a change)"
 done
 cp "$W/changed.orig" "$TREE/$CHANGED"
 

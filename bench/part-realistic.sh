@@ -158,7 +158,7 @@ for rep in $(seq 1 "$REPS"); do
 	real_docker
 	timed buildkit/real "${CMD[@]}" || die "docker build (BuildKit) failed"
 	real_buildah
-	timed buildah/real "${CMD[@]}" || die "buildah failed (realistic build)"
+	timed_retry buildah/real "${CMD[@]}" || die "buildah failed (realistic build)"
 	buildah_prune
 done
 stop_docker

@@ -39,7 +39,7 @@ run_lading() { # SERIES RECIPE [KIND]
 }
 run_buildah() { # SERIES KIND RECIPE
 	run_cmd "$2" "$3"
-	timed "$1" "${CMD[@]}" || die "buildah failed ($1)"
+	timed_retry "$1" "${CMD[@]}" || die "buildah failed ($1)"
 	buildah_prune
 }
 

@@ -182,6 +182,15 @@ timed() {
 	fi
 }
 
+# timed_retry: timed, run once more when the first try fails. For buildah,
+# whose chroot isolation fails now and then on this host ("sealing memfd
+# copy: Device or resource busy"); a failed try records no time.
+timed_retry() {
+	timed "$@" && return 0
+	log "  $1 failed; one more try"
+	timed "$@"
+}
+
 med() { # SERIES -> median ms, or empty
 	[ -n "${MS[$1]:-}" ] || return 0
 	# shellcheck disable=SC2086
