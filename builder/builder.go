@@ -206,7 +206,7 @@ func runAll(ctx context.Context, plans []*parser.Plan, opts Options) ([]Result, 
 	}
 	id := fmt.Sprintf("%x", time.Now().UnixNano())
 	ids := new(atomic.Int64)
-	var runs chan struct{}
+	var runs, layers chan struct{}
 	builds := make([]*build, len(plans))
 	for i, plan := range plans {
 		o := opts
@@ -218,6 +218,7 @@ func runAll(ctx context.Context, plans []*parser.Plan, opts Options) ([]Result, 
 		}
 		if runs == nil {
 			runs = make(chan struct{}, o.Jobs)
+			layers = make(chan struct{}, 1)
 		}
 		b := &build{
 			opts:    o,
@@ -227,6 +228,7 @@ func runAll(ctx context.Context, plans []*parser.Plan, opts Options) ([]Result, 
 			foreign: make([]bool, len(plan.Stages)),
 			shared:  make([]bool, len(plan.Stages)),
 			runs:    runs,
+			layers:  layers,
 			id:      fmt.Sprintf("%s-%d", id, i),
 			rep:     o.Progress,
 			stepIDs: ids,
@@ -341,6 +343,10 @@ type build struct {
 	// runs holds a token per running RUN step (--jobs), shared by the
 	// builds of every target platform.
 	runs chan struct{}
+	// layers holds a token per layer blob being written in the
+	// background, shared like runs: one at a time, as a big layer's gzip
+	// already uses every CPU and each writer holds megabytes of buffers.
+	layers chan struct{}
 	// output marks the stages whose layers the target image holds.
 	output []bool
 	// pending counts the work running beside the steps (layer blobs,

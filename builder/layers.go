@@ -42,7 +42,9 @@ func (b *build) layerLater(ctx context.Context, name string, eager bool, written
 	p.run = func() {
 		b.background(func() error {
 			defer close(p.done)
+			b.layers <- struct{}{}
 			p.layer, p.err = b.layerOf(ctx, name)
+			<-b.layers
 			if p.err == nil && written != nil {
 				return written(p.layer)
 			}
