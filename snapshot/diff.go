@@ -33,6 +33,9 @@ type layerWriter struct {
 	// size and mtime prove it unchanged. Nil when unknown: such files
 	// are compared by content.
 	copied *unix.Timespec
+	// buf carries file contents into tw: one buffer for the whole layer,
+	// not one per file (io.Copy's), which kept the heap growing.
+	buf []byte
 }
 
 type pendingDir struct {
@@ -135,7 +138,13 @@ func (lw *layerWriter) entry(full, rel string, st *unix.Stat_t) error {
 		return err
 	}
 	defer f.Close()
-	if _, err := io.CopyN(lw.tw, f, hdr.Size); err != nil {
+	if lw.buf == nil {
+		lw.buf = make([]byte, 32<<10)
+	}
+	if n, err := io.CopyBuffer(lw.tw, io.LimitReader(f, hdr.Size), lw.buf); err != nil || n < hdr.Size {
+		if err == nil {
+			err = io.EOF
+		}
 		return fmt.Errorf("copying %s: %w", rel, err)
 	}
 	return nil
