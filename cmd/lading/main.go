@@ -21,6 +21,7 @@ var version = "dev"
 
 func main() {
 	builder.Init()
+	softMemoryLimit()
 	os.Exit(run())
 }
 

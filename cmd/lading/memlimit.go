@@ -1,0 +1,42 @@
+package main
+
+import (
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+)
+
+// memoryTarget is the soft memory limit lading sets unless GOMEMLIMIT is
+// given. With the default GOGC alone the heap grows to twice its live
+// size before a collection; a build that copies and compresses many
+// files keeps ~20 MiB live and so peaked near 75 MiB of RSS. Under the
+// limit the collector runs earlier instead, which costs little while
+// the live heap is well below it.
+const memoryTarget = 40 << 20
+
+// softMemoryLimit sets memoryTarget and lifts it again for good once the
+// live heap passes three quarters of it: a build that needs more memory
+// must not spend its time collecting.
+func softMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(memoryTarget)
+	armLiveHeapCheck()
+}
+
+// armLiveHeapCheck runs its check after the next collection (the
+// finalizer of an object nothing references) and re-arms itself.
+func armLiveHeapCheck() {
+	runtime.SetFinalizer(new([16]byte), func(*[16]byte) {
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() > memoryTarget/4*3 {
+			debug.SetMemoryLimit(math.MaxInt64)
+			return
+		}
+		armLiveHeapCheck()
+	})
+}
