@@ -3,7 +3,10 @@ package builder_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/lading-build/lading/builder"
 )
 
 // TestCopyReusesEarlierOutput checks that a COPY re-run only because an
@@ -17,9 +20,20 @@ func TestCopyReusesEarlierOutput(t *testing.T) {
 	epoch := int64(1700000000)
 	e.epoch = &epoch
 	ctxDir := e.context(map[string]string{"a/x": "a1", "b/y": "b1", "b/sub/z": "z1", "b/link": "y\x00link"})
-	recipe := "FROM busybox:test\nCOPY a/ /app/a/\nCOPY b/ /app/b/\nRUN cat /app/a/x /app/b/y /app/b/link /app/b/sub/z >/all\n"
+	recipe := "FROM busybox:test\nCOPY a/ /app/a/\nCOPY b/ /app/b/\nRUN cat /app/a/x /app/b/y /app/b/link /app/b/sub/z >/all && stat -c %h /app/b/y >/nlink\n"
+	// nlink is the link count the RUN step saw on /app/b/y: 1 for a
+	// fresh copy, more for a file hard-linked from an earlier result.
+	nlink := func(res *builder.Result) string {
+		b, err := os.ReadFile(filepath.Join(umociUnpack(t, e.exportOCI(res.Image)), "nlink"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	var last *builder.Result
 	layersOf := func() []string {
 		res := e.mustBuild(ctxDir, recipe)
+		last = res
 		ls, err := res.Image.Layers()
 		if err != nil {
 			t.Fatal(err)
@@ -35,10 +49,16 @@ func TestCopyReusesEarlierOutput(t *testing.T) {
 		return ids
 	}
 	first := layersOf()
+	if got := nlink(last); got != "1" {
+		t.Errorf("first build: /app/b/y has %s links, want 1 (a fresh copy)", got)
+	}
 	if err := os.WriteFile(filepath.Join(ctxDir, "a/x"), []byte("a2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	second := layersOf()
+	if got := nlink(last); got == "1" {
+		t.Error("COPY b/, re-run after COPY a/ changed, copied its files again instead of linking the earlier result's")
+	}
 	n := len(first)
 	if len(second) != n || n < 3 {
 		t.Fatalf("layers %d then %d", n, len(second))
