@@ -173,21 +173,15 @@ func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder
 		if p, ok := layer.(*pendingLayer); ok && !p.eager {
 			// Nothing needs the blob: a build that does diffs the snapshot.
 			rec.Unwritten = true
-			if err := c.Put(rec); err != nil {
-				return fmt.Errorf("recording cache: %w", err)
-			}
-			if content != "" {
-				return c.PutContent(content, rec.Snapshot)
-			}
-			return nil
-		}
-		l, err := settle(layer)
-		if err != nil {
-			return err
-		}
-		if l != nil {
-			if rec.Layer, err = describe(l); err != nil {
+		} else {
+			l, err := settle(layer)
+			if err != nil {
 				return err
+			}
+			if l != nil {
+				if rec.Layer, err = describe(l); err != nil {
+					return err
+				}
 			}
 		}
 		if err := c.Put(rec); err != nil {

@@ -71,9 +71,32 @@ func Check(ctx context.Context, st *store.Store, waiting func()) (Report, error)
 		return rep, err
 	}
 	for _, n := range names {
-		if _, err := image.Load(st, n.Digest); err != nil {
+		if !complete(st, n.Digest) {
 			rep.Broken = append(rep.Broken, n.Name)
 		}
 	}
 	return rep, nil
+}
+
+// complete reports whether the image or index digest names loads whole:
+// an index with every image it lists.
+func complete(st *store.Store, digest string) bool {
+	idx, ok, err := image.LoadIndex(st, digest)
+	if err != nil {
+		return false
+	}
+	if !ok {
+		_, err := image.Load(st, digest)
+		return err == nil
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return false
+	}
+	for _, d := range im.Manifests {
+		if _, err := image.Load(st, d.Digest.String()); err != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -37,6 +37,18 @@ func TestCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A multi-platform name: an index of an intact image.
+	multi, err := random.Index(1024, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := image.SaveIndex(ctx, st, multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Tag("multi:1", md.String()); err != nil {
+		t.Fatal(err)
+	}
 	bad, err := image.Resolve(st, "bad:1")
 	if err != nil {
 		t.Fatal(err)
