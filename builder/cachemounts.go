@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -23,39 +22,16 @@ import (
 // Cache mounts live in --root/cache-mounts/<hash of id>/: "id" holds the
 // id, "0" the shared (and locked) instance, "1"... private ones.
 
-// cacheMountDir is the directory of the cache mount id.
-func cacheMountDir(st *store.Store, id string) string {
-	return st.CacheMountDir(id)
-}
-
 // recordCacheMountID remembers which id a cache mount directory holds, so
 // exports can name it, and marks it used now (the directory's mtime, which
 // lading prune --filter until=... reads).
 func recordCacheMountID(base, id string) error {
 	p := filepath.Join(base, "id")
-	if b, err := readSmallFile(p); err == nil && string(b) == id {
+	if got, err := store.ReadCacheMountID(p); err == nil && got == id {
 		now := time.Now()
 		return os.Chtimes(base, now, now)
 	}
 	return atomicfile.Write(p, []byte(id), 0o600)
-}
-
-// readSmallFile reads a regular file (never through a symlink, never a
-// device) of at most 4 KiB.
-func readSmallFile(p string) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > 4096 {
-		return nil, fmt.Errorf("%s is not a small regular file", p)
-	}
-	return io.ReadAll(io.LimitReader(f, 4096))
 }
 
 // realDir checks that p is a directory itself, not a symlink to one.
@@ -100,7 +76,7 @@ func ExportCacheMounts(ctx context.Context, st *store.Store, ids []string, w io.
 	}
 	tw := tar.NewWriter(zw)
 	for _, id := range ids {
-		base := cacheMountDir(st, id)
+		base := st.CacheMountDir(id)
 		if _, err := os.Stat(filepath.Join(base, "0")); err != nil {
 			return fmt.Errorf("cache mount %q: %w", id, err)
 		}
@@ -181,17 +157,16 @@ func ImportCacheMounts(ctx context.Context, st *store.Store, r io.Reader) ([]str
 	}
 	var ids []string
 	for _, e := range entries {
-		b, err := readSmallFile(filepath.Join(staging, e.Name(), "id"))
+		id, err := store.ReadCacheMountID(filepath.Join(staging, e.Name(), "id"))
 		if err != nil {
 			return ids, fmt.Errorf("cache mount archive entry %s: %w", e.Name(), err)
 		}
-		id := string(b)
 		// Only real directories: a symlink here would later be bind
 		// mounted into containers as the cache.
 		if err := realDir(filepath.Join(staging, e.Name(), "0")); err != nil {
 			return ids, fmt.Errorf("cache mount archive entry %s: %w", e.Name(), err)
 		}
-		base := cacheMountDir(st, id)
+		base := st.CacheMountDir(id)
 		if filepath.Base(base) != e.Name() || strings.ContainsRune(id, 0) {
 			return ids, fmt.Errorf("cache mount archive entry %s does not match its id", e.Name())
 		}

@@ -339,7 +339,7 @@ func (s *stage) cacheMount(ctx context.Context, m *runMounts, mt *parser.Mount) 
 	}
 	m.key = append(m.key, fmt.Sprintf("cache %s ro=%v", mt.Target, mt.ReadOnly))
 	m.setups = append(m.setups, func(m *runMounts) error {
-		base := cacheMountDir(s.b.opts.Store, id)
+		base := s.b.opts.Store.CacheMountDir(id)
 		if err := os.MkdirAll(base, 0o700); err != nil {
 			return err
 		}

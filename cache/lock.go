@@ -23,24 +23,24 @@ func (c *Cache) Lock(ctx context.Context, key string) (unlock func() error, err 
 	if err != nil {
 		return nil, fmt.Errorf("locking cache key: %w", err)
 	}
-	unlock, err = flock(ctx, c.path("locks", h), unix.LOCK_EX)
+	unlock, err = flock(ctx, c.path("locks", h))
 	if err != nil {
 		return nil, fmt.Errorf("locking cache key %s: %w", key, err)
 	}
 	return unlock, nil
 }
 
-// flock locks the file path (created when missing) with how (LOCK_EX or
-// LOCK_SH), polling until it is free or ctx is done. Lock files may be
+// flock locks the file path (created when missing) exclusively, polling
+// until it is free or ctx is done. Lock files may be
 // removed by Prune while it holds them, so after locking it checks that
 // the locked file is still the one at path and starts over if not.
-func flock(ctx context.Context, path string, how int) (func() error, error) {
+func flock(ctx context.Context, path string) (func() error, error) {
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, err
 		}
-		if err := waitLock(ctx, f, how); err != nil {
+		if err := waitLock(ctx, f); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -63,12 +63,12 @@ func flock(ctx context.Context, path string, how int) (func() error, error) {
 	}
 }
 
-// waitLock polls flock(2) on f until it succeeds or ctx is done.
-func waitLock(ctx context.Context, f *os.File, how int) error {
+// waitLock polls an exclusive flock(2) on f until it succeeds or ctx is done.
+func waitLock(ctx context.Context, f *os.File) error {
 	t := time.NewTicker(lockRetry)
 	defer t.Stop()
 	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			return nil
 		}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -198,10 +197,10 @@ func (o *op) parseFlags() error {
 			return err
 		}
 		o.chmod = c
-		if m, err := strconv.ParseUint(req.Chmod, 8, 32); err == nil {
+		if m, err := ParseChmod(req.Chmod); err == nil {
 			// BuildKit creates the destination's missing directories with
 			// an octal --chmod's permission bits.
-			o.created.mode, o.created.setMode = uint32(m)&0o777, true
+			o.created.mode, o.created.setMode = m&0o777, true
 		}
 	}
 	if req.Checksum != "" {

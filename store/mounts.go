@@ -42,7 +42,7 @@ func (s *Store) CacheMounts() ([]CacheMount, error) {
 	var out []CacheMount
 	for _, e := range entries {
 		dir := s.Path("cache-mounts", e.Name())
-		id, err := readID(filepath.Join(dir, "id"))
+		id, err := ReadCacheMountID(filepath.Join(dir, "id"))
 		if err != nil || s.CacheMountDir(id) != dir {
 			continue
 		}
@@ -56,9 +56,9 @@ func (s *Store) CacheMounts() ([]CacheMount, error) {
 	return out, nil
 }
 
-// readID reads a cache mount's id file: a regular file (not through a
-// symlink) of at most 4 KiB.
-func readID(p string) (string, error) {
+// ReadCacheMountID reads the id file p of a cache mount directory: a
+// regular file (not through a symlink, never a device) of at most 4 KiB.
+func ReadCacheMountID(p string) (string, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
