@@ -111,6 +111,26 @@ func TestResolveCgroups(t *testing.T) {
 	}
 }
 
+// TestOwnCgroupsReadOnce checks that ownCgroups reads lading's cgroups
+// once per process: later calls return the first set, the one a fresh
+// read finds (v1 only: on v2 a run with limits may have moved this
+// process into a leaf since).
+func TestOwnCgroupsReadOnce(t *testing.T) {
+	first, err := ownCgroups()
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	again, err := ownCgroups()
+	if err != nil || again != first {
+		t.Errorf("second call: %p, %v; want the first set %p", again, err, first)
+	}
+	fresh, err := readOwnCgroups()
+	must(t, err)
+	if fmt.Sprint(fresh.v1) != fmt.Sprint(first.v1) {
+		t.Errorf("v1 cgroups %v, a fresh read finds %v", first.v1, fresh.v1)
+	}
+}
+
 func TestCgroupOwner(t *testing.T) {
 	tests := []struct {
 		name string
@@ -137,7 +157,7 @@ func TestCgroupOwner(t *testing.T) {
 // pids.max set, and removes it at the end of the test.
 func testCgroup(t *testing.T, max int) string {
 	t.Helper()
-	own, err := ownCgroups()
+	own, err := readOwnCgroups()
 	must(t, err)
 	var dir string
 	files := limitFilesV1(Limits{Pids: 1})
@@ -244,7 +264,7 @@ func nestedChild(t *testing.T, root string) {
 // limits removes the first only.
 func TestStaleCgroupsRemoved(t *testing.T) {
 	root := newRootfs(t)
-	own, err := ownCgroups()
+	own, err := readOwnCgroups()
 	must(t, err)
 	dir := own.v2
 	if own.useV1(limitFilesV1(Limits{Pids: 1})) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/lading-build/lading/internal/mountinfo"
 )
@@ -34,9 +35,19 @@ func (s *cgroupSet) useV1(files []limitFile) bool {
 	return true
 }
 
-// ownCgroups finds lading's cgroups from /proc/self/cgroup and the
-// cgroup mounts in /proc/self/mountinfo.
-func ownCgroups() (*cgroupSet, error) {
+// ownCgroups returns lading's cgroups as readOwnCgroups found them the
+// first time it was called, so that a build whose RUN steps set limits
+// reads /proc/self/cgroup and /proc/self/mountinfo once. They are the
+// cgroups lading started in: on v2 it may later move itself into a leaf
+// below (see leaveHome), and step cgroups still go beside that leaf. The
+// set is shared: callers must not change it.
+func ownCgroups() (*cgroupSet, error) { return ownCgroupsOnce() }
+
+var ownCgroupsOnce = sync.OnceValues(readOwnCgroups)
+
+// readOwnCgroups finds lading's cgroups from /proc/self/cgroup and the
+// cgroup mounts in /proc/self/mountinfo, as they are now.
+func readOwnCgroups() (*cgroupSet, error) {
 	procCg, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, err

@@ -511,7 +511,7 @@ func checkCgroupRoots(t *testing.T, procCgroup string) {
 // the cgroups this test process made, below its own ones.
 func checkNoCgroups(t *testing.T) {
 	t.Helper()
-	own, err := ownCgroups()
+	own, err := readOwnCgroups()
 	must(t, err)
 	mine := fmt.Sprintf("%s%d-", cgroupPrefix, os.Getpid())
 	dirs := []string{own.v2}
