@@ -4,7 +4,6 @@
 package testutil
 
 import (
-	"bufio"
 	"bytes"
 	"net"
 	"os"
@@ -79,22 +78,8 @@ func BusyboxRootfs(t testing.TB, dir string) {
 // dir.
 func MountsUnder(t testing.TB, dir string) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	out, err := mountinfo.Under(dir)
 	must(t, err)
-	defer f.Close()
-	dir = filepath.Clean(dir)
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := mountinfo.Unescape(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
 	return out
 }
 
