@@ -66,19 +66,21 @@ func DiskUsage(ctx context.Context, st *store.Store) (Usage, error) {
 		if err := p.claimSnapshots(ctx, claims, counts); err != nil {
 			return Usage{}, err
 		}
-		if p.c == nil {
-			continue
-		}
-		recs, err := p.c.Records()
-		if err != nil {
-			return Usage{}, err
-		}
-		counts[CacheRecords] += len(recs)
-		if p.sn != nil {
+		switch {
+		case p.c == nil:
+		case p.sn == nil:
+			recs, err := p.c.Records()
+			if err != nil {
+				return Usage{}, err
+			}
+			counts[CacheRecords] += len(recs)
+		default:
+			// Usage lists the records itself: count them from it.
 			cu, err := p.c.Usage(snapshotSize(ctx, p.sn))
 			if err != nil {
 				return Usage{}, err
 			}
+			counts[CacheRecords] += cu.Records
 			u.Records = append(u.Records, cu.Entries...)
 		}
 	}
