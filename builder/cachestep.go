@@ -17,7 +17,7 @@ import (
 
 // keyVersion changes whenever what goes into step keys changes, so old
 // records stop matching instead of being trusted wrongly.
-const keyVersion = "lading-step-v1"
+const keyVersion = "lading-step-v2"
 
 // cacheFor returns the cache the stage may use, nil when caching is off
 // for it (--no-cache, or --no-cache-filter naming it).
@@ -158,6 +158,10 @@ func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder
 		Created:  s.b.now(),
 	}
 	content := s.content
+	p, _ := layer.(*pendingLayer)
+	if p != nil {
+		rec.Split = p.spec.split
+	}
 	s.key, s.stamp = rec.Key, rec.Created
 	s.res.chain = append(s.res.chain, rec.Key)
 	s.b.background(func() error {
@@ -170,7 +174,7 @@ func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder
 				return fmt.Errorf("recording cache: %w", err)
 			}
 		}
-		if p, ok := layer.(*pendingLayer); ok && !p.eager {
+		if p != nil && !p.eager {
 			// Nothing needs the blob: a build that does diffs the snapshot.
 			rec.Unwritten = true
 		} else {
@@ -188,7 +192,11 @@ func (s *stage) record(ctx context.Context, c *cache.Cache, kb *cache.KeyBuilder
 			return fmt.Errorf("recording cache: %w", err)
 		}
 		if content != "" {
-			return c.PutContent(content, rec.Snapshot)
+			var part *cache.ContentPart
+			if p != nil && !rec.Unwritten {
+				part = p.part
+			}
+			return c.PutContent(content, rec.Snapshot, part)
 		}
 		return nil
 	})
@@ -207,7 +215,7 @@ func (s *stage) hit(ctx context.Context, c *cache.Cache, key string) (v1.Layer, 
 	}
 	var layer v1.Layer
 	if rec.Unwritten {
-		layer = s.b.layerLater(ctx, rec.Snapshot, s.b.layerNeeded(s), func(l v1.Layer) error {
+		layer = s.b.layerLater(ctx, rec.Snapshot, s.b.layerNeeded(s), layerSpec{split: rec.Split}, func(l v1.Layer) error {
 			// Written now: later hits reuse the blob.
 			done := *rec
 			done.Unwritten, done.Layer = false, nil

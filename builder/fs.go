@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -85,7 +84,7 @@ func (s *stage) fsStepAt(ctx context.Context, name, dir string, fn func(rootfs s
 		b.own(name, parent)
 	}
 	s.res.snap = name
-	return b.layerLater(ctx, name, b.layerNeeded(s), nil), nil
+	return b.layerLater(ctx, name, b.layerNeeded(s), layerSpec{split: dir, reuse: s.reuse}, nil), nil
 }
 
 // withMounted shows mounts at a directory for the duration of fn. A single
@@ -110,41 +109,80 @@ func (b *build) withMounted(mounts []snapshot.Mount, fn func(dir string) error) 
 	return fn(dir)
 }
 
-// layerOf writes the diff of a committed snapshot as a compressed layer
-// into the store; nil when the snapshot changed nothing.
-func (b *build) layerOf(ctx context.Context, name string) (v1.Layer, error) {
-	return b.writeLayer(ctx, func(w io.Writer) error {
-		return b.opts.Snapshots.Diff(ctx, name, w, snapshot.DiffOptions{Epoch: b.opts.Epoch})
-	})
+// layerSpec says how a step's layer is written: the path whose entries
+// get a gzip member of their own (a COPY's destination, "" for none),
+// and where an earlier layer holds that member, to be copied instead.
+type layerSpec struct {
+	split string
+	reuse *cache.ContentPart
 }
 
-// writeLayer streams the layer tar diff writes into a compressed store
-// layer; nil when the tar is empty.
-func (b *build) writeLayer(ctx context.Context, diff func(w io.Writer) error) (v1.Layer, error) {
-	pr, pw := io.Pipe()
-	counter := &countWriter{w: pw}
-	go func() { pw.CloseWithError(diff(counter)) }()
-	layer, err := image.WriteLayer(ctx, b.opts.Store, pr)
-	pr.CloseWithError(io.ErrClosedPipe)
+// layerOf writes the diff of a committed snapshot as a compressed layer
+// into the store; nil when the snapshot changed nothing. It also returns
+// where the layer holds spec.split's entries, when it is known.
+func (b *build) layerOf(ctx context.Context, name string, spec layerSpec) (v1.Layer, *cache.ContentPart, error) {
+	if r := spec.reuse; r != nil && r.SameEpoch(b.opts.Epoch) {
+		l, part, err := b.diffLayer(ctx, name, spec.split, r)
+		if err == nil && b.opts.PartReused != nil {
+			b.opts.PartReused(spec.split)
+		}
+		if err == nil || ctx.Err() != nil {
+			return l, part, err
+		}
+		// The earlier blob is gone or changed, or the snapshot holds more
+		// than the copy: write the layer whole.
+	}
+	return b.diffLayer(ctx, name, spec.split, nil)
+}
+
+// diffLayer writes the diff of snapshot name, with split's entries in a
+// gzip member of their own, copied from reuse when it is not nil.
+func (b *build) diffLayer(ctx context.Context, name, split string, reuse *cache.ContentPart) (v1.Layer, *cache.ContentPart, error) {
+	cuts := 0
+	layer, last, err := b.writeLayer(ctx, func(lw *image.LayerWriter) error {
+		opts := snapshot.DiffOptions{Epoch: b.opts.Epoch, Split: split, OmitSplit: reuse != nil}
+		if split != "" {
+			opts.Cut = func() error {
+				cuts++
+				return lw.Cut()
+			}
+		}
+		if err := b.opts.Snapshots.Diff(ctx, name, lw, opts); err != nil || reuse == nil {
+			return err
+		}
+		cuts = 1
+		return lw.Splice(ctx, reuse.Blob, image.Part{Offset: reuse.Offset, Size: reuse.Size, TarDigest: reuse.TarDigest})
+	})
+	if err != nil || layer == nil || split == "" || cuts != 1 || last == nil {
+		// One cut only: the split's entries are the blob's last member.
+		return layer, nil, err
+	}
+	d, err := layer.Digest()
 	if err != nil {
-		return nil, fmt.Errorf("writing layer: %w", err)
+		return nil, nil, err
+	}
+	return layer, &cache.ContentPart{
+		Blob: d.String(), Offset: last.Offset, Size: last.Size, TarDigest: last.TarDigest, Epoch: b.opts.Epoch,
+	}, nil
+}
+
+// writeLayer writes the layer tar diff writes into a compressed store
+// layer and returns it with where its last gzip member is; nil when the
+// tar is empty.
+func (b *build) writeLayer(ctx context.Context, diff func(lw *image.LayerWriter) error) (v1.Layer, *image.Part, error) {
+	lw, err := image.NewLayerWriter(b.opts.Store)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer lw.Close()
+	if err := diff(lw); err != nil {
+		return nil, nil, fmt.Errorf("writing layer: %w", err)
 	}
 	// An empty tar is just its two 512-byte end blocks.
-	if counter.n <= 1024 {
-		return nil, nil
+	if lw.TarSize() <= 1024 {
+		return nil, nil, nil
 	}
-	return layer, nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return lw.Commit()
 }
 
 func (s *stage) workdirPath() string {
@@ -393,7 +431,7 @@ func (s *stage) copyStep(ctx context.Context, name string, req copier.Request, c
 // under content, if it is still there; false when there is none.
 func (s *stage) linkEarlier(ctx context.Context, content, root, target string) (bool, error) {
 	c, dw := s.b.cacheFor(s), s.b.opts.Snapshots.(snapshot.DirectWriter)
-	old, ok := c.Content(content)
+	old, part, ok := c.Content(content)
 	if !ok {
 		return false, nil
 	}
@@ -408,6 +446,7 @@ func (s *stage) linkEarlier(ctx context.Context, content, root, target string) (
 	if err := snapshot.LinkTree(ctx, src, filepath.Join(root, target)); err != nil {
 		return true, fmt.Errorf("linking the files of an earlier copy: %w", err)
 	}
+	s.reuse = part
 	return true, nil
 }
 

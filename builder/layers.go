@@ -9,6 +9,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/lading-build/lading/cache"
 )
 
 // A step's layer blob is written in the background once its snapshot is
@@ -32,18 +34,21 @@ type pendingLayer struct {
 	// hist is the index of the step's history entry in its stage, marked
 	// empty if the layer resolves to nil.
 	hist int
+	spec layerSpec
+	// part is where the written layer holds spec.split's entries, if known.
+	part *cache.ContentPart
 }
 
 // layerLater returns the layer of committed snapshot name, written in the
 // background now when eager, else when first asked for. written, if not
 // nil, runs once the layer is there.
-func (b *build) layerLater(ctx context.Context, name string, eager bool, written func(v1.Layer) error) *pendingLayer {
-	p := &pendingLayer{done: make(chan struct{}), eager: eager}
+func (b *build) layerLater(ctx context.Context, name string, eager bool, spec layerSpec, written func(v1.Layer) error) *pendingLayer {
+	p := &pendingLayer{done: make(chan struct{}), eager: eager, spec: spec}
 	p.run = func() {
 		b.background(func() error {
 			defer close(p.done)
 			b.layers <- struct{}{}
-			p.layer, p.err = b.layerOf(ctx, name)
+			p.layer, p.part, p.err = b.layerOf(ctx, name, spec)
 			<-b.layers
 			if p.err == nil && written != nil {
 				return written(p.layer)

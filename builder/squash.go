@@ -3,10 +3,10 @@ package builder
 import (
 	"context"
 	"fmt"
-	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/snapshot"
 )
 
@@ -21,8 +21,8 @@ func (b *build) squash(ctx context.Context, r *stageResult) (*stageResult, error
 	err := b.withView(ctx, r.start.snap, func(lower string) error {
 		return b.withView(ctx, r.snap, func(upper string) error {
 			var err error
-			layer, err = b.writeLayer(ctx, func(w io.Writer) error {
-				return snapshot.DiffDirs(ctx, lower, upper, w, snapshot.DiffOptions{Epoch: b.opts.Epoch})
+			layer, _, err = b.writeLayer(ctx, func(lw *image.LayerWriter) error {
+				return snapshot.DiffDirs(ctx, lower, upper, lw, snapshot.DiffOptions{Epoch: b.opts.Epoch})
 			})
 			if err != nil {
 				return fmt.Errorf("squashing: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
@@ -66,16 +67,17 @@ type stage struct {
 	stepNum  int
 	numSteps int
 
-	key       string    // cache key of the rootfs so far
-	stamp     time.Time // when the rootfs's latest step ran (zero: never)
-	current   string    // text of the running step
-	begin     func()    // reports the running step's start (once)
-	release   func()    // gives back the running step's --jobs slot, if it holds one
-	direct    bool      // the running step writes into its snapshot directly
-	content   string    // content key of the running COPY's output (contentKey)
-	explained bool      // a cache miss of this stage was explained
-	shared    bool      // built once for every target platform
-	hitNow    bool      // the running step was a cache hit
+	key       string             // cache key of the rootfs so far
+	stamp     time.Time          // when the rootfs's latest step ran (zero: never)
+	current   string             // text of the running step
+	begin     func()             // reports the running step's start (once)
+	release   func()             // gives back the running step's --jobs slot, if it holds one
+	direct    bool               // the running step writes into its snapshot directly
+	content   string             // content key of the running COPY's output (contentKey)
+	reuse     *cache.ContentPart // where an earlier layer holds the running COPY's files
+	explained bool               // a cache miss of this stage was explained
+	shared    bool               // built once for every target platform
+	hitNow    bool               // the running step was a cache hit
 }
 
 type arg struct {
@@ -197,7 +199,7 @@ func (s *stage) runStep(ctx context.Context, step *parser.Step) (err error) {
 	if _, isRun := step.RunNetwork(); !isRun {
 		begin()
 	}
-	s.current, s.hitNow, s.begin, s.content = historyText(step), false, begin, ""
+	s.current, s.hitNow, s.begin, s.content, s.reuse = historyText(step), false, begin, "", nil
 	defer func() {
 		begin()
 		s.b.rep.Done(id, s.hitNow && err == nil, err)

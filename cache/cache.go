@@ -58,11 +58,15 @@ type Record struct {
 	// Unwritten says the step's layer blob was never written (no output
 	// needed it): Layer is nil, and the layer is the diff of Snapshot,
 	// made when a later build needs it.
-	Unwritten bool      `json:"unwritten,omitempty"`
-	Inputs    Inputs    `json:"inputs,omitempty"` // for Explain
-	Stage     string    `json:"stage,omitempty"`  // human text for explain and du
-	Step      string    `json:"step,omitempty"`
-	Created   time.Time `json:"created"`
+	Unwritten bool `json:"unwritten,omitempty"`
+	// Split is the path whose entries the step's layer holds in a gzip
+	// member of their own (a COPY's destination), so a layer written later
+	// from Snapshot comes out as the step's would have.
+	Split   string    `json:"split,omitempty"`
+	Inputs  Inputs    `json:"inputs,omitempty"` // for Explain
+	Stage   string    `json:"stage,omitempty"`  // human text for explain and du
+	Step    string    `json:"step,omitempty"`
+	Created time.Time `json:"created"`
 	// LastUsed is when the record was last written or returned by Get; it
 	// lives in the record file's mtime, not in the file.
 	LastUsed time.Time `json:"-"`

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -16,29 +17,66 @@ import (
 // copying them again. Entries live in content/<hex>; a stale one (its
 // snapshot pruned) is simply not used.
 
+// A ContentPart locates the copy's files in a layer blob written from
+// the snapshot: the blob's last gzip member, at Offset, Size bytes long,
+// holding the tar entries of the copy's destination (and the tar's end)
+// whose digest is TarDigest, written with SOURCE_DATE_EPOCH Epoch. A
+// later layer holding the same files copies that member instead of
+// compressing them again.
+type ContentPart struct {
+	Blob      string `json:"blob"`
+	Offset    int64  `json:"offset"`
+	Size      int64  `json:"size"`
+	TarDigest string `json:"tarDigest"`
+	Epoch     *int64 `json:"epoch,omitempty"`
+}
+
+// SameEpoch reports whether the part was written with epoch.
+func (p *ContentPart) SameEpoch(epoch *int64) bool {
+	return (p.Epoch == nil) == (epoch == nil) && (epoch == nil || *p.Epoch == *epoch)
+}
+
+type contentEntry struct {
+	Snapshot string       `json:"snapshot"`
+	Part     *ContentPart `json:"part,omitempty"`
+}
+
 // PutContent records that snapshot holds the output of the copy keyed by
-// key.
-func (c *Cache) PutContent(key, snapshot string) error {
+// key, and where part (if not nil) its files are in a layer blob.
+func (c *Cache) PutContent(key, snapshot string, part *ContentPart) error {
 	h, err := keyHex(key)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(contentEntry{Snapshot: snapshot, Part: part})
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(c.path("content"), 0o700); err != nil {
 		return fmt.Errorf("recording copy content: %w", err)
 	}
-	return atomicfile.WriteIn(c.path("tmp"), c.path("content", h), []byte(snapshot), 0o600)
+	return atomicfile.WriteIn(c.path("tmp"), c.path("content", h), data, 0o600)
 }
 
-// Content returns the snapshot recorded for key, if any.
-func (c *Cache) Content(key string) (string, bool) {
+// Content returns the snapshot recorded for key and where its files are
+// in a layer blob (nil when unknown), if there is an entry. An entry of
+// an older lading is the snapshot's name alone.
+func (c *Cache) Content(key string) (string, *ContentPart, bool) {
 	h, err := keyHex(key)
 	if err != nil {
-		return "", false
+		return "", nil, false
 	}
 	b, err := os.ReadFile(c.path("content", h))
 	if err != nil {
-		return "", false
+		return "", nil, false
 	}
-	name := strings.TrimSpace(string(b))
-	return name, name != ""
+	var e contentEntry
+	if len(b) > 0 && b[0] == '{' {
+		if json.Unmarshal(b, &e) != nil {
+			return "", nil, false
+		}
+	} else {
+		e.Snapshot = strings.TrimSpace(string(b))
+	}
+	return e.Snapshot, e.Part, e.Snapshot != ""
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	goruntime "runtime"
 
@@ -33,58 +35,206 @@ const (
 // blob while hashing both streams, and returns a store-backed layer whose
 // digest, diffID and size are known without reading it again.
 func WriteLayer(ctx context.Context, s *store.Store, tarStream io.Reader) (v1.Layer, error) {
+	w, err := NewLayerWriter(s)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, ctxReader{ctx, tarStream}); err != nil {
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	l, _, err := w.Commit()
+	return l, err
+}
+
+// A LayerWriter gzips an uncompressed layer tar, written to it, into a
+// store blob while hashing both streams. The blob is one gzip member, or
+// several when Cut is called between tar entries (a gzip stream may hold
+// any number of members, and readers concatenate them). A later layer
+// that ends with the same entries can then copy the last member (Splice)
+// instead of compressing them again.
+//
+// A member is compressed in the writer's goroutine while it is under
+// parallelThreshold bytes, and in parallel blocks on every CPU once it is
+// larger (pgzip). Both forms depend only on the bytes, so digests stay
+// reproducible.
+type LayerWriter struct {
+	s    *store.Store
+	bw   *store.BlobWriter
+	diff hash.Hash // the whole tar
+	size int64     // tar bytes so far
+	// The member being written: its tar bytes are hashed into part and
+	// buffered in head until they reach parallelThreshold.
+	part    hash.Hash
+	start   int64
+	head    []byte
+	pz      *pgzip.Writer
+	last    *Part // the last member ended
+	spliced bool
+}
+
+// A Part locates one gzip member of a layer blob: its Offset and Size in
+// the blob, and the digest of the tar bytes it decompresses to.
+type Part struct {
+	Offset, Size int64
+	TarDigest    string
+}
+
+// NewLayerWriter starts a layer blob in s. Commit stores it; Close
+// discards it unless committed.
+func NewLayerWriter(s *store.Store) (*LayerWriter, error) {
 	bw, err := s.NewBlobWriter()
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
-	defer bw.Close()
-	// Small layers (most RUN steps) are compressed in this goroutine;
-	// larger ones in parallel blocks on every CPU. Both forms depend only
-	// on the layer's bytes, so digests stay reproducible.
-	src := ctxReader{ctx, tarStream}
-	head := make([]byte, parallelThreshold)
-	n, err := io.ReadFull(src, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, fmt.Errorf("writing layer: %w", err)
+	return &LayerWriter{s: s, bw: bw, diff: sha256.New(), part: sha256.New()}, nil
+}
+
+// Write adds tar bytes to the current member.
+func (w *LayerWriter) Write(p []byte) (int, error) {
+	if w.spliced {
+		return 0, errors.New("writing layer: write after a spliced last part")
 	}
-	small := n < parallelThreshold
-	var gz io.WriteCloser
-	if small {
-		gz, err = gzip.NewWriterLevel(bw, CompressionLevel)
+	w.diff.Write(p)
+	w.part.Write(p)
+	w.size += int64(len(p))
+	if w.pz != nil {
+		return w.pz.Write(p)
+	}
+	if len(w.head)+len(p) < parallelThreshold {
+		w.head = append(w.head, p...)
+		return len(p), nil
+	}
+	pz, err := pgzip.NewWriterLevel(w.bw, CompressionLevel)
+	if err == nil {
+		err = pz.SetConcurrency(parallelBlock, goruntime.NumCPU())
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing layer: %w", err)
+	}
+	w.pz = pz
+	if _, err := pz.Write(w.head); err != nil {
+		return 0, err
+	}
+	w.head = nil
+	return pz.Write(p)
+}
+
+// TarSize is the number of tar bytes written (or spliced) so far.
+func (w *LayerWriter) TarSize() int64 { return w.size }
+
+// Cut ends the current member, if anything was written to it: what is
+// written next starts a new one. Call it between tar entries.
+func (w *LayerWriter) Cut() error {
+	if w.spliced {
+		return errors.New("writing layer: cut after a spliced last part")
+	}
+	if w.pz == nil && len(w.head) == 0 {
+		return nil
+	}
+	return w.endMember()
+}
+
+// endMember compresses what is buffered and ends the member.
+func (w *LayerWriter) endMember() error {
+	if w.pz != nil {
+		err := w.pz.Close()
+		w.pz = nil
+		if err != nil {
+			return fmt.Errorf("writing layer: %w", err)
+		}
 	} else {
-		var pz *pgzip.Writer
-		if pz, err = pgzip.NewWriterLevel(bw, CompressionLevel); err == nil {
-			err = pz.SetConcurrency(parallelBlock, goruntime.NumCPU())
+		gz, err := gzip.NewWriterLevel(w.bw, CompressionLevel)
+		if err == nil {
+			_, err = gz.Write(w.head)
 		}
-		gz = pz
+		if err == nil {
+			err = gz.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("writing layer: %w", err)
+		}
+		w.head = w.head[:0]
+	}
+	end := w.bw.Size()
+	w.last = &Part{Offset: w.start, Size: end - w.start, TarDigest: sumOf(w.part)}
+	w.start = end
+	w.part.Reset()
+	return nil
+}
+
+func sumOf(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
+
+// Splice ends the current member and appends, as the layer's last
+// member, the bytes p locates in the store blob src. They must
+// decompress to p.TarDigest: nothing stored is used unchecked. Nothing
+// can be written after it.
+func (w *LayerWriter) Splice(ctx context.Context, src string, p Part) error {
+	if err := w.Cut(); err != nil {
+		return err
+	}
+	f, err := w.s.OpenBlob(src)
+	if err != nil {
+		return fmt.Errorf("reusing a layer part: %w", err)
+	}
+	defer f.Close()
+	// The member's bytes go into the blob and, decompressed, into the
+	// layer's and the part's hashes.
+	pr, pw := io.Pipe()
+	unzipped := make(chan error, 1)
+	go func() {
+		zr, err := gzip.NewReader(pr)
+		if err == nil {
+			var n int64
+			n, err = io.Copy(io.MultiWriter(w.diff, w.part), zr)
+			w.size += n
+		}
+		pr.CloseWithError(err)
+		unzipped <- err
+	}()
+	n, err := io.Copy(io.MultiWriter(w.bw, pw), ctxReader{ctx, io.NewSectionReader(f, p.Offset, p.Size)})
+	pw.CloseWithError(err)
+	if uerr := <-unzipped; err == nil {
+		err = uerr
+	}
+	if err == nil && n != p.Size {
+		err = fmt.Errorf("blob %s is shorter than the part it should hold", src)
+	}
+	if got := sumOf(w.part); err == nil && got != p.TarDigest {
+		err = fmt.Errorf("part of blob %s decompresses to %s, not %s", src, got, p.TarDigest)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("writing layer: %w", err)
+		return fmt.Errorf("reusing a layer part: %w", err)
 	}
-	diff := sha256.New()
-	w := io.MultiWriter(diff, gz)
-	if _, err := w.Write(head[:n]); err != nil {
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	if !small {
-		if _, err := io.Copy(w, src); err != nil {
-			return nil, fmt.Errorf("writing layer: %w", err)
+	w.last = &Part{Offset: w.start, Size: n, TarDigest: p.TarDigest}
+	w.start += n
+	w.spliced = true
+	return nil
+}
+
+// Commit ends the last member and stores the blob. It returns the layer
+// and where its last member is in the blob.
+func (w *LayerWriter) Commit() (v1.Layer, *Part, error) {
+	if !w.spliced && (w.pz != nil || len(w.head) > 0 || w.last == nil) {
+		// An empty tar still gets its (empty) member.
+		if err := w.endMember(); err != nil {
+			return nil, nil, err
 		}
 	}
-	if err := gz.Close(); err != nil {
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	dgst, size, err := bw.Commit("")
+	dgst, size, err := w.bw.Commit("")
 	if err != nil {
-		return nil, fmt.Errorf("writing layer: %w", err)
+		return nil, nil, fmt.Errorf("writing layer: %w", err)
 	}
 	digest, err := v1.NewHash(dgst)
 	if err != nil {
-		return nil, fmt.Errorf("writing layer: %w", err)
+		return nil, nil, fmt.Errorf("writing layer: %w", err)
 	}
-	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diff.Sum(nil))}
-	return StoreLayer(s, digest, diffID, size, types.OCILayer), nil
+	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.diff.Sum(nil))}
+	return StoreLayer(w.s, digest, diffID, size, types.OCILayer), w.last, nil
 }
+
+// Close discards the blob unless it was committed.
+func (w *LayerWriter) Close() error { return w.bw.Close() }
 
 // ctxReader stops a copy once ctx is done.
 type ctxReader struct {

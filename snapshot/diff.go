@@ -36,6 +36,14 @@ type layerWriter struct {
 	// buf carries file contents into tw: one buffer for the whole layer,
 	// not one per file (io.Copy's), which kept the heap growing.
 	buf []byte
+	// The split part (DiffOptions.Split): its path relative to the root
+	// ("" for the whole tree), whether a split was asked for, whether the
+	// entries being written are in it, and whether any was met.
+	split            string
+	splitOn, inSplit bool
+	splitSeen        bool
+	cut              func() error
+	omit             bool
 }
 
 type pendingDir struct {
@@ -64,7 +72,57 @@ func newLayerWriter(ctx context.Context, w io.Writer, opts DiffOptions) *layerWr
 			lw.exclude[c] = true
 		}
 	}
+	if opts.Split != "" {
+		lw.splitOn, lw.split = true, path.Clean("/" + opts.Split)[1:]
+		lw.cut, lw.omit = opts.Cut, opts.OmitSplit
+	}
 	return lw
+}
+
+// underSplit reports whether rel is at or below the split part.
+func (lw *layerWriter) underSplit(rel string) bool {
+	return lw.splitOn && (lw.split == "" || rel == lw.split || strings.HasPrefix(rel, lw.split+"/"))
+}
+
+// at runs before the entry named rel is written: it ends the tar's
+// current part when the entry enters or leaves the split part.
+func (lw *layerWriter) at(rel string) error {
+	if !lw.splitOn {
+		return nil
+	}
+	in := lw.underSplit(rel)
+	if in {
+		lw.splitSeen = true
+	}
+	if in == lw.inSplit {
+		return nil
+	}
+	if lw.omit && !in {
+		return ErrSplit // an entry after the part left out
+	}
+	lw.inSplit = in
+	if lw.omit {
+		return nil
+	}
+	if err := lw.tw.Flush(); err != nil {
+		return err
+	}
+	if lw.cut == nil {
+		return nil
+	}
+	return lw.cut()
+}
+
+// end finishes the tar: its end blocks, or (OmitSplit) only the padding
+// of the last entry, the part left out supplying the rest.
+func (lw *layerWriter) end() error {
+	if !lw.omit {
+		return lw.tw.Close()
+	}
+	if !lw.splitSeen {
+		return ErrSplit
+	}
+	return lw.tw.Flush()
 }
 
 func (lw *layerWriter) mtime(sec int64) time.Time {
@@ -76,6 +134,9 @@ func (lw *layerWriter) mtime(sec int64) time.Time {
 
 // entry writes the header (and content) of the file at full, named rel.
 func (lw *layerWriter) entry(full, rel string, st *unix.Stat_t) error {
+	if err := lw.at(rel); err != nil {
+		return err
+	}
 	hdr := &tar.Header{
 		Name:    rel,
 		Mode:    int64(st.Mode & 0o7777),
@@ -152,6 +213,9 @@ func (lw *layerWriter) entry(full, rel string, st *unix.Stat_t) error {
 
 // marker writes an empty whiteout-style entry.
 func (lw *layerWriter) marker(name string) error {
+	if err := lw.at(name); err != nil {
+		return err
+	}
 	return lw.tw.WriteHeader(&tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     name,
@@ -229,7 +293,7 @@ func writeUpperDiff(ctx context.Context, root string, overlay bool, w io.Writer,
 	if err := lw.walk(root, "", overlay); err != nil {
 		return err
 	}
-	return lw.tw.Close()
+	return lw.end()
 }
 
 func (lw *layerWriter) walk(root, rel string, overlay bool) error {
@@ -241,6 +305,12 @@ func (lw *layerWriter) walk(root, rel string, overlay bool) error {
 	for _, c := range kids {
 		if err := lw.ctx.Err(); err != nil {
 			return err
+		}
+		if lw.omit && lw.underSplit(c.rel) {
+			if err := lw.at(c.rel); err != nil {
+				return err
+			}
+			continue // left out, and all below it
 		}
 		if c.whiteout {
 			if err := lw.whiteout(c.rel); err != nil {
@@ -276,6 +346,9 @@ func (lw *layerWriter) walk(root, rel string, overlay bool) error {
 // ("" for none). copied is when upper was copied from lower, nil when
 // unknown (see layerWriter.copied).
 func writeTreeDiff(ctx context.Context, upper, lower string, copied *unix.Timespec, w io.Writer, opts DiffOptions) error {
+	if opts.OmitSplit {
+		return fmt.Errorf("%w: a part can be left out of an overlay layer only", ErrSplit)
+	}
 	lw := newLayerWriter(ctx, w, opts)
 	lw.copied = copied
 	var err error

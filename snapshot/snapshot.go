@@ -88,4 +88,20 @@ type DiffOptions struct {
 	// Exclude lists paths (absolute, inside the snapshot) that never go
 	// into a layer, e.g. mount points the runtime created.
 	Exclude []string
+	// Split, when not "", is an absolute path inside the snapshot (a
+	// COPY's destination) whose entries form a part of the layer of their
+	// own: Cut is called before the first of them is written, and again
+	// should any entry outside it follow.
+	Split string
+	Cut   func() error
+	// OmitSplit (with Split, and only for snapshots Diff writes from an
+	// overlay upper directory) leaves out the entries at and below Split
+	// and the tar's end, which the caller appends itself (an earlier
+	// layer's identical part). Diff fails with ErrSplit when nothing is at
+	// Split or anything would follow it.
+	OmitSplit bool
 }
+
+// ErrSplit is returned by Diff with DiffOptions.OmitSplit when the split
+// part cannot be left out: it is missing, or is not the end of the layer.
+var ErrSplit = errors.New("the layer's split part is missing or not at its end")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ func runSuite(t *testing.T, newSn newFunc) {
 		{"RoundTrip", testRoundTrip},
 		{"ApplyLayer", testApplyLayer},
 		{"EpochExclude", testEpochExclude},
+		{"Split", testSplit},
 		{"ApplyUnsafe", testApplyUnsafe},
 		{"Usage", testUsage},
 		{"Walk", testWalk},
@@ -447,6 +449,76 @@ func testEpochExclude(t *testing.T, ctx context.Context, sn Snapshotter, work st
 		if h.ModTime.Unix() > epoch {
 			t.Errorf("%s: mtime %v after epoch", h.Name, h.ModTime)
 		}
+	}
+}
+
+// testSplit checks DiffOptions.Split: Cut marks where the split path's
+// entries start and end in the tar, and (overlay only) OmitSplit leaves
+// them and the tar's end out, failing when they are missing or are not
+// the end of the layer.
+func testSplit(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
+	commitTree(t, ctx, sn, work, "base", "", func(root string) { fillBase(t, root) })
+	fill := func(root string) {
+		writeFile(t, filepath.Join(root, "app/b/x"), "x", 0o644)
+		writeFile(t, filepath.Join(root, "app/b/sub/y"), "y", 0o644)
+		writeFile(t, filepath.Join(root, "app/a"), "a", 0o644)
+	}
+	commitTree(t, ctx, sn, work, "copy", "base", fill)
+	commitTree(t, ctx, sn, work, "more", "base", func(root string) {
+		fill(root)
+		writeFile(t, filepath.Join(root, "zz"), "after", 0o644)
+	})
+	end := make([]byte, 1024)
+	names := func(b []byte) []string { return tarNames(tarHeaders(t, append(append([]byte(nil), b...), end...))) }
+	under := func(n string) bool { return strings.HasPrefix(n, "app/b/") }
+	diff := func(name string, omit bool) ([]byte, []int, error) {
+		var out bytes.Buffer
+		var cuts []int
+		err := sn.Diff(ctx, name, &out, DiffOptions{Split: "/app/b", OmitSplit: omit, Cut: func() error {
+			cuts = append(cuts, out.Len())
+			return nil
+		}})
+		return out.Bytes(), cuts, err
+	}
+
+	full, cuts, err := diff("more", false)
+	must(t, err)
+	if len(cuts) != 2 {
+		t.Fatalf("cuts at %v, want where app/b starts and ends", cuts)
+	}
+	for i, part := range [][]byte{full[:cuts[0]], full[cuts[0]:cuts[1]], full[cuts[1]:]} {
+		for _, n := range names(part) {
+			if under(n) != (i == 1) {
+				t.Errorf("part %d holds %s", i, n)
+			}
+		}
+	}
+	if got := strings.Join(names(full[cuts[0]:cuts[1]]), " "); got != "app/b/ app/b/sub/ app/b/sub/y app/b/x" {
+		t.Errorf("split part holds %q", got)
+	}
+
+	whole, cuts, err := diff("copy", false)
+	must(t, err)
+	if len(cuts) != 1 {
+		t.Fatalf("cuts at %v, want one where app/b starts", cuts)
+	}
+	_, isOverlay := sn.(*overlaySnapshotter)
+	head, _, err := diff("copy", true)
+	if !isOverlay {
+		if !errors.Is(err, ErrSplit) {
+			t.Errorf("OmitSplit on a tree diff: err = %v, want ErrSplit", err)
+		}
+		return
+	}
+	must(t, err)
+	if !bytes.Equal(append(head, whole[cuts[0]:]...), whole) {
+		t.Errorf("OmitSplit gave %d bytes, not the %d before the split part", len(head), cuts[0])
+	}
+	if _, _, err := diff("more", true); !errors.Is(err, ErrSplit) {
+		t.Errorf("OmitSplit with an entry after the part: err = %v, want ErrSplit", err)
+	}
+	if err := sn.Diff(ctx, "copy", io.Discard, DiffOptions{Split: "/nowhere", OmitSplit: true}); !errors.Is(err, ErrSplit) {
+		t.Errorf("OmitSplit of a missing path: err = %v, want ErrSplit", err)
 	}
 }
 
