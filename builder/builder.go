@@ -53,6 +53,10 @@ type Options struct {
 	// directory is keyed and before its files are copied: a test hook,
 	// for changing a source in between.
 	CopyKeyed func()
+	// PartReused, when set, is called when the layer of a COPY to dest
+	// copied its files' compressed bytes from an earlier layer: a test
+	// hook.
+	PartReused func(dest string)
 	Settings
 }
 
@@ -370,6 +374,11 @@ type build struct {
 
 	netMu sync.Mutex
 	net   *runtime.Netns // the private network of RUN steps, once made
+	// hasRun and defaultNet say the stages to build have RUN steps, and
+	// RUN steps on the default network (validate); warm makes what they
+	// need ahead of the first one, once.
+	hasRun, defaultNet bool
+	warm               sync.Once
 }
 
 func (b *build) newName(kind string) string {

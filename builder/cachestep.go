@@ -79,6 +79,7 @@ func (s *stage) argList() []string {
 func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name string) (v1.Layer, error)) (v1.Layer, error) {
 	c := s.b.cacheFor(s)
 	if c == nil {
+		s.b.warmRun(ctx)
 		layer, err := exec("")
 		if err != nil {
 			return nil, err
@@ -97,6 +98,7 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 		return layer, nil
 	}
 	if kb == nil {
+		s.b.warmRun(ctx)
 		layer, err := exec(s.b.newName("c"))
 		if err != nil {
 			return nil, err
@@ -134,6 +136,7 @@ func (s *stage) cached(ctx context.Context, kb *cache.KeyBuilder, exec func(name
 			s.b.rep.Log("cache miss [%s] %s: %s", s.name(), s.current, line)
 		}
 	}
+	s.b.warmRun(ctx)
 	layer, err := exec(s.b.newName("c"))
 	if err != nil {
 		return nil, err

@@ -102,6 +102,28 @@ func (b *build) netns(ctx context.Context) (*runtime.Netns, error) {
 	return n, nil
 }
 
+// warmRun makes, once and in the background, what the build's RUN steps
+// share and the first of them would otherwise wait for: the sealed copy
+// of the binary the container init runs from, and the private network
+// (starting pasta). It is called at the build's first cache miss: the
+// steps after a miss miss too, so a RUN step will run. An error is left
+// for that step to meet and report.
+func (b *build) warmRun(ctx context.Context) {
+	b.warm.Do(func() {
+		if !b.hasRun {
+			return
+		}
+		b.pending.Add(1)
+		go func() {
+			defer b.pending.Done()
+			runtime.Prepare()
+			if b.defaultNet {
+				_, _ = b.netns(ctx)
+			}
+		}()
+	})
+}
+
 func (b *build) closeNetns() {
 	b.netMu.Lock()
 	defer b.netMu.Unlock()

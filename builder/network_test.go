@@ -172,3 +172,20 @@ func TestCancelRemovesNetwork(t *testing.T) {
 		t.Errorf("namespace %s still held after Build returned: %v", ns, h)
 	}
 }
+
+// TestWarmNetworkLeavesNothing: the private network is started at the
+// first cache miss, ahead of the first RUN step; a build that fails
+// before that step ran (here at a COPY of a missing file) still stops
+// pasta and releases the namespace before Build returns.
+func TestWarmNetworkLeavesNothing(t *testing.T) {
+	requirePasta(t)
+	e := newEnv(t)
+	e.busybox()
+	_, err := e.build(e.context(map[string]string{"a": "a"}), "FROM busybox:test\nCOPY a /a\nCOPY missing /m\nRUN true\n", nil)
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("build: %v, want a failure naming the missing file", err)
+	}
+	for pid, name := range testutil.Descendants(os.Getpid()) {
+		t.Errorf("process %d (%s) still running after Build returned", pid, name)
+	}
+}

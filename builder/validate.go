@@ -5,6 +5,7 @@ import (
 
 	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/parser"
+	"github.com/lading-build/lading/runtime"
 )
 
 // validate checks every step of the stages to build before any step
@@ -28,6 +29,12 @@ func (b *build) validate() error {
 		for _, step := range st.Steps {
 			if err := c.step(step); err != nil {
 				return err
+			}
+			if n, isRun := step.RunNetwork(); isRun {
+				b.hasRun = true
+				if net, err := runNetwork(step, n, b.opts); err == nil && net == runtime.NetworkDefault {
+					b.defaultNet = true
+				}
 			}
 		}
 	}

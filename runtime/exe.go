@@ -34,6 +34,11 @@ func sealedExe() (*os.File, error) {
 	return sealed.file, sealed.err
 }
 
+// Prepare makes ahead of the first Run what every Run of the process
+// shares (the sealed copy of the binary), so that the first does not wait
+// for it. Run reports an error it meets.
+func Prepare() { _, _ = sealedExe() }
+
 func copyExe() (*os.File, error) {
 	src, err := os.Open("/proc/self/exe")
 	if err != nil {
