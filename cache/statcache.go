@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -310,38 +309,63 @@ func decodeStat(data []byte) (map[string]statEntry, error) {
 	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], data[len(body):]) {
 		return nil, errBadStat
 	}
-	r := bufio.NewReader(bytes.NewReader(body[len(statMagic):]))
-	n, err := binary.ReadUvarint(r)
-	if err != nil || n > uint64(len(body)) {
+	// Decoded straight from the bytes: a stat cache holds an entry per
+	// context file, and this runs before every build.
+	d := statDecoder{buf: body[len(statMagic):]}
+	n := d.uvarint()
+	if d.bad || n > uint64(len(body)) {
 		return nil, errBadStat
 	}
 	entries := make(map[string]statEntry, n)
 	for range n {
-		l, err := binary.ReadUvarint(r)
-		if err != nil || l > uint64(len(body)) {
+		l := d.uvarint()
+		if d.bad || l > uint64(len(d.buf)) {
 			return nil, errBadStat
 		}
-		p := make([]byte, l)
-		if _, err := io.ReadFull(r, p); err != nil {
-			return nil, errBadStat
-		}
+		p := string(d.buf[:l])
+		d.buf = d.buf[l:]
 		var e statEntry
 		for _, v := range []*uint64{&e.dev, &e.ino, &e.mode, &e.uid, &e.gid} {
-			if *v, err = binary.ReadUvarint(r); err != nil {
-				return nil, errBadStat
-			}
+			*v = d.uvarint()
 		}
 		for _, v := range []*int64{&e.size, &e.mtime, &e.ctime, &e.seen} {
-			if *v, err = binary.ReadVarint(r); err != nil {
-				return nil, errBadStat
-			}
+			*v = d.varint()
 		}
-		if _, err := io.ReadFull(r, e.sum[:]); err != nil {
+		if d.bad || len(d.buf) < len(e.sum) {
 			return nil, errBadStat
 		}
-		entries[string(p)] = e
+		copy(e.sum[:], d.buf)
+		d.buf = d.buf[len(e.sum):]
+		entries[p] = e
 	}
 	return entries, nil
+}
+
+// statDecoder reads varints from buf; bad is set, and zeros returned, once
+// one is malformed.
+type statDecoder struct {
+	buf []byte
+	bad bool
+}
+
+func (d *statDecoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *statDecoder) varint() int64 {
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
 }
 
 // hashWorkers is how many files DigestFiles reads at once.

@@ -2,9 +2,11 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -260,6 +262,30 @@ func BenchmarkDigestFilesWarmLstat(b *testing.B) {
 	for b.Loop() {
 		if _, err := DigestFiles(context.Background(), sc, bare); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestStatCodec: decodeStat gives back what encodeStat wrote, and a body
+// cut anywhere (with a checksum that matches it) is refused, not misread.
+func TestStatCodec(t *testing.T) {
+	entries := map[string]statEntry{}
+	for i := range 300 {
+		e := statEntry{dev: uint64(i), ino: 1 << 40, mode: 0o100644, uid: 1000, gid: 0, size: int64(i * 1000), mtime: -5, ctime: 1 << 50, seen: int64(i)}
+		e.sum[0], e.sum[31] = byte(i), 0xff
+		entries[fmt.Sprintf("/ctx/dir%d/file-%d", i%7, i)] = e
+	}
+	data := encodeStat(entries)
+	got, err := decodeStat(data)
+	if err != nil || !maps.Equal(got, entries) {
+		t.Fatalf("round trip: %d entries, err %v", len(got), err)
+	}
+	body := data[:len(data)-sha256.Size]
+	for cut := len(statMagic); cut < len(body); cut += 7 {
+		short := slices.Clone(body[:cut])
+		sum := sha256.Sum256(short)
+		if got, err := decodeStat(append(short, sum[:]...)); err == nil {
+			t.Fatalf("body cut at %d of %d decoded to %d entries", cut, len(body), len(got))
 		}
 	}
 }
