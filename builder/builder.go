@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lading-build/lading/cache"
+	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/image"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
@@ -379,6 +380,12 @@ type build struct {
 	// need ahead of the first one, once.
 	hasRun, defaultNet bool
 	warm               sync.Once
+	// prefetched holds the requests of the COPY steps from the context
+	// whose sources are known before the build (validate); selections
+	// their results, by selectKey (prefetch.go).
+	prefetched []copier.Request
+	selMu      sync.Mutex
+	selections map[string]*selection
 }
 
 func (b *build) newName(kind string) string {

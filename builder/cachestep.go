@@ -317,6 +317,13 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 		return nil, nil, nil
 	}
 	text := copyText(kind, *req)
+	if localOnly(*req) {
+		_, digests, err := s.b.selected(ctx, *req)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.newKey(kind).Add(cache.FieldInstruction, text).AddFiles(cache.FieldFiles, digests), digests, nil
+	}
 	sources, err := copier.Select(*req)
 	if err != nil {
 		return nil, nil, err

@@ -68,6 +68,7 @@ func (b *build) runStages(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	b.cancel = cancel
+	b.prefetch(ctx)
 	var wg sync.WaitGroup
 	for i, st := range b.plan.Stages {
 		f := b.stages[i]

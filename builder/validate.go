@@ -159,7 +159,11 @@ func (c *check) dispatch(cmd parser.Command) error {
 		if len(cmd.Heredocs) > 0 && cmd.From != "" {
 			return errCopyFromHeredoc
 		}
-		return copier.Check(s.copyRequest(cmd))
+		req := s.copyRequest(cmd)
+		if cmd.From == "" && len(cmd.Heredocs) == 0 && s.b.cacheFor(s) != nil && localOnly(req) {
+			s.b.prefetched = append(s.b.prefetched, req)
+		}
+		return copier.Check(req)
 	case *parser.Add:
 		return copier.Check(s.addRequest(cmd))
 	case *parser.Workdir:

@@ -1,0 +1,103 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	goruntime "runtime"
+
+	"github.com/lading-build/lading/cache"
+	"github.com/lading-build/lading/copier"
+)
+
+// A COPY from the context is keyed by the digests of the files it
+// selects: a walk of its sources and a stat of every file (the stat
+// cache gives the digests). Run one after the other, step by step, these
+// walks are most of a cached rebuild. The build knows before any step
+// runs the requests of the COPY steps whose arguments have known values
+// (validate), so it walks them all at once when it starts, on every CPU;
+// each step then takes its result, waiting for it if it is not there
+// yet. A result is keyed by every field copier.Select reads, so a step
+// only ever gets the selection its own request makes.
+
+// selection is the result of selecting and hashing one COPY's sources.
+type selection struct {
+	once    sync.Once
+	sources []copier.Source
+	digests []cache.FileDigest
+	err     error
+}
+
+// selectKey is the memo key of req: the fields copier.Select reads.
+func selectKey(req copier.Request) string {
+	return fmt.Sprintf("%q %q %q %v %v %p", req.SrcRoot, req.Sources, req.Exclude, req.Add, req.Parents, req.Ignore)
+}
+
+// localOnly reports whether req names only local sources, which are all a
+// selection may hold (URLs and git sources are keyed by what they fetch).
+func localOnly(req copier.Request) bool {
+	for _, src := range req.Sources {
+		if strings.Contains(src, "://") || copier.IsGitURL(src) {
+			return false
+		}
+	}
+	return true
+}
+
+// selected returns req's selected sources and the digests of their files,
+// computing them once per build.
+func (b *build) selected(ctx context.Context, req copier.Request) ([]copier.Source, []cache.FileDigest, error) {
+	b.selMu.Lock()
+	if b.selections == nil {
+		b.selections = map[string]*selection{}
+	}
+	key := selectKey(req)
+	sel := b.selections[key]
+	if sel == nil {
+		sel = &selection{}
+		b.selections[key] = sel
+	}
+	b.selMu.Unlock()
+	sel.once.Do(func() {
+		sel.sources, sel.err = copier.Select(req)
+		if sel.err != nil {
+			return
+		}
+		files := make([]cache.File, 0, len(sel.sources))
+		for _, src := range sel.sources {
+			files = append(files, cache.File{Rel: src.Rel, Abs: src.Path, Info: src.Info})
+		}
+		if sel.digests, sel.err = cache.DigestFiles(ctx, b.stat, files); sel.err != nil {
+			sel.err = fmt.Errorf("hashing sources: %w", sel.err)
+		}
+	})
+	return sel.sources, sel.digests, sel.err
+}
+
+// prefetch selects and hashes, in the background, the sources of the COPY
+// steps validate found; errors are left for the steps to meet.
+func (b *build) prefetch(ctx context.Context) {
+	if len(b.prefetched) == 0 || b.stat == nil {
+		return
+	}
+	b.pending.Add(1)
+	go func() {
+		defer b.pending.Done()
+		var g errgroup.Group
+		g.SetLimit(goruntime.GOMAXPROCS(0))
+		for _, req := range b.prefetched {
+			if ctx.Err() != nil {
+				break
+			}
+			g.Go(func() error {
+				_, _, _ = b.selected(ctx, req)
+				return nil
+			})
+		}
+		_ = g.Wait()
+	}()
+}
