@@ -13,6 +13,7 @@ TARGET_NOOP_MS=300         # lading no-op rebuild, ms, below
 TARGET_NOOP_STRETCH_MS=150 # stretch goal
 TARGET_NOOP_RATIO=10       # buildah / lading, at least
 TARGET_CHANGE_MS=300       # small rebuild, product goal, at most
+TARGET_CHANGE_STEP_MS=1500 # small rebuild, the step-graph issue's target, at most
 TARGET_RSS_MIB=50          # lading peak RSS, at most
 
 TREE=$W/tree
@@ -144,6 +145,7 @@ v_noop=$(verdict "$L_NOOP" lt "$TARGET_NOOP_MS")
 v_noop_stretch=$(verdict "$L_NOOP" lt "$TARGET_NOOP_STRETCH_MS")
 v_noop_ratio=$(verdict "$R_NOOP" ge "$TARGET_NOOP_RATIO")
 v_change=$(verdict "$L_CHANGE" le "$TARGET_CHANGE_MS")
+v_change_step=$(verdict "$L_CHANGE" le "$TARGET_CHANGE_STEP_MS")
 v_rss=$(verdict "$(medrss lading/noop)" le "$TARGET_RSS_MIB")
 change_note=""
 if [ "${#CHANGE_STEPS[@]}" -gt 0 ]; then
@@ -158,7 +160,7 @@ summary "no-op rebuild, $TREE_FILES files / $TREE_MB MiB, $CACHE_N instructions 
 	"$v_noop (stretch: $v_noop_stretch)"
 summary "no-op rebuild, buildah / lading" "" "$R_NOOP" "≥ $TARGET_NOOP_RATIO" "$v_noop_ratio"
 summary "rebuild after one small file changed, instruction 3 (ms)" "$(or_na "$L_CHANGE")" "$(or_na "$B_CHANGE")" \
-	"lading ≤ $TARGET_CHANGE_MS (product goal)" "$v_change$change_note"
+	"lading ≤ $TARGET_CHANGE_STEP_MS (step graph); ≤ $TARGET_CHANGE_MS (product goal)" "$v_change_step; product goal: $v_change$change_note"
 summary "peak RSS, no-op rebuild (MiB)" "$(or_na "$(medrss lading/noop)")" "$(or_na "$(medrss buildah/noop)")" \
 	"lading ≤ $TARGET_RSS_MIB" "$v_rss"
 
@@ -179,7 +181,8 @@ summary "peak RSS, no-op rebuild (MiB)" "$(or_na "$(medrss lading/noop)")" "$(or
 	echo "| peak RSS, rebuild after a change (MiB) | $(or_na "$(medrss lading/change)") | $(or_na "$(medrss buildah/change)") | $(ratio "$(medrss buildah/change)" "$(medrss lading/change)") |"
 	echo
 	echo "- targets: no-op rebuild lading < $TARGET_NOOP_MS ms: $v_noop, < $TARGET_NOOP_STRETCH_MS ms (stretch): $v_noop_stretch;" \
-		"buildah / lading ≥ $TARGET_NOOP_RATIO: $v_noop_ratio; small rebuild ≤ $TARGET_CHANGE_MS ms: $v_change;" \
+		"buildah / lading ≥ $TARGET_NOOP_RATIO: $v_noop_ratio; small rebuild ≤ $TARGET_CHANGE_STEP_MS ms: $v_change_step," \
+		"≤ $TARGET_CHANGE_MS ms (product goal): $v_change;" \
 		"peak RSS ≤ $TARGET_RSS_MIB MiB: $v_rss"
 	echo "- lading's steps (\`--progress plain\`, instructions 2-$CACHE_N): no-op rebuild: $NOOP_CHECK;" \
 		"(expected: all cached but the ENVs)"

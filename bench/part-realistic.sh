@@ -149,7 +149,33 @@ PY
 	fi
 fi
 
+# The floor: both stages' apt-get commands run directly in two chroots of
+# the Debian base at the same time, with no builder at all (no container,
+# no snapshot, no layer): what the work itself costs on this machine.
+FLOOR_DIR=$W/floor
+floor_run() {
+	local r
+	for r in a b; do
+		rm -rf "$FLOOR_DIR/$r" && mkdir -p "$FLOOR_DIR/$r" && tar -C "$FLOOR_DIR/$r" -xf "$DEBIAN_BASE" &&
+			mount --bind /proc "$FLOOR_DIR/$r/proc" || return 1
+	done
+	local t0 t1 rc=0
+	t0=$(now_ns)
+	chroot "$FLOOR_DIR/a" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $BUILD_PKGS >"$W/logs/floor-a" 2>&1 &
+	local pa=$!
+	chroot "$FLOOR_DIR/b" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $RUNTIME_PKGS >"$W/logs/floor-b" 2>&1 || rc=1
+	wait "$pa" || rc=1
+	t1=$(now_ns)
+	umount "$FLOOR_DIR/a/proc" "$FLOOR_DIR/b/proc"
+	rm -rf "$FLOOR_DIR"
+	[ "$rc" = 0 ] || return 1
+	MS[floor/real]="${MS[floor/real]:-} $(((t1 - t0) / 1000000))"
+}
+
 for rep in $(seq 1 "$REPS"); do
+	log "realistic: the two apt-get commands in bare chroots, at once $rep/$REPS"
+	# shellcheck disable=SC2086
+	floor_run || log "  the bare-chroot floor failed (see $W/logs/floor-a, floor-b)"
 	log "realistic two-stage build $rep/$REPS"
 	if [ "$REAL_LADING" = 1 ]; then
 		real_lading quiet
@@ -181,6 +207,9 @@ summary "realistic two-stage Debian build, cold (ms); BuildKit: $(or_na "$K_REAL
 	echo "|---|---:|---:|---:|---:|---:|"
 	echo "| cold two-stage build (ms, median of $REPS) | $(or_na "$L_REAL") | $(or_na "$K_REAL") | $(or_na "$(med buildah/real)") | $R_REAL | $(ratio2 "$L_REAL" "$(med buildah/real)") |"
 	echo
+	echo "- the floor: the two \`apt-get install\` commands alone, in two bare chroots of the base at once (no builder):"
+	echo "  $(or_na "$(med floor/real)") ms (median of $REPS: $(raw floor/real)); lading / floor $(ratio2 "$L_REAL" "$(med floor/real)"),"
+	echo "  BuildKit / floor $(ratio2 "$K_REAL" "$(med floor/real)")"
 	echo "- target: lading / BuildKit ≤ $TARGET_BK_RATIO: $v_real"
 	echo "- lading's events (json progress, once): $REAL_OVERLAP"
 	echo
