@@ -192,7 +192,9 @@ func (w *LayerWriter) Splice(ctx context.Context, src string, p Part) error {
 		pr.CloseWithError(err)
 		unzipped <- err
 	}()
-	n, err := io.Copy(io.MultiWriter(w.bw, pw), ctxReader{ctx, io.NewSectionReader(f, p.Offset, p.Size)})
+	// Large reads: fewer writes to the blob and hand-offs to the reader.
+	buf := make([]byte, 256<<10)
+	n, err := io.CopyBuffer(io.MultiWriter(w.bw, pw), ctxReader{ctx, io.NewSectionReader(f, p.Offset, p.Size)}, buf)
 	pw.CloseWithError(err)
 	if uerr := <-unzipped; err == nil {
 		err = uerr
