@@ -6,50 +6,26 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lading-build/lading/runtime/initproc"
 )
 
 // DefaultHostname is the container's hostname when Spec.Hostname is empty.
 const DefaultHostname = "lading"
 
 // DefaultPath is PATH when Spec.Env does not set one.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const DefaultPath = initproc.DefaultPath
 
 // defaultResolvConf is used when the host has no /etc/resolv.conf.
 const defaultResolvConf = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
 
-// config is what the parent hands to the container init over its pipe:
-// the Spec without the streams, with all defaults filled in.
+// config is what the parent hands to the container init over its pipe
+// (initproc.Config), and the descriptors it passes along.
 type config struct {
-	Rootfs     string   `json:"rootfs"`
-	Args       []string `json:"args"`
-	Env        []string `json:"env"`
-	Cwd        string   `json:"cwd"`
-	User       string   `json:"user"`
-	Hostname   string   `json:"hostname"`
-	Network    string   `json:"network"`
-	Hosts      string   `json:"hosts"`
-	ResolvConf string   `json:"resolvConf"`
-	// Skip lists mount points (relative to the rootfs) the init must
-	// leave alone because the image has symlinks there.
-	Skip []string `json:"skip,omitempty"`
-	// Mounts are Spec.Mounts, checked, with their targets resolved by
-	// the parent in prepareMounts.
-	Mounts []extraMount `json:"mounts,omitempty"`
-	// Seccomp is the compiled filter of Spec.Seccomp (packFilter), empty
-	// for none.
-	Seccomp []byte `json:"seccomp,omitempty"`
+	initproc.Config
 	// netns is the namespace a NetworkDefault init joins, passed as
-	// netFD.
+	// initproc.NetFD.
 	netns *os.File
-}
-
-func (c *config) skips(rel string) bool {
-	for _, p := range c.Skip {
-		if p == rel {
-			return true
-		}
-	}
-	return false
 }
 
 // newConfig validates spec and fills in defaults.
@@ -60,7 +36,7 @@ func newConfig(spec Spec) (*config, error) {
 	if !filepath.IsAbs(spec.Rootfs) {
 		return nil, fmt.Errorf("rootfs %q is not an absolute path", spec.Rootfs)
 	}
-	c := &config{
+	c := &config{Config: initproc.Config{
 		Rootfs:     filepath.Clean(spec.Rootfs),
 		Args:       spec.Args,
 		Env:        spec.Env,
@@ -70,7 +46,7 @@ func newConfig(spec Spec) (*config, error) {
 		Network:    spec.Network,
 		Hosts:      spec.Hosts,
 		ResolvConf: spec.ResolvConf,
-	}
+	}}
 	if c.Cwd == "" {
 		c.Cwd = "/"
 	}
@@ -102,7 +78,7 @@ func newConfig(spec Spec) (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Seccomp = packFilter(filter)
+	c.Seccomp = initproc.PackFilter(filter)
 	return c, nil
 }
 
@@ -119,38 +95,4 @@ func hostResolvConf() string {
 		return defaultResolvConf
 	}
 	return string(b)
-}
-
-// containerEnv returns env without duplicate keys (the last one wins, as
-// in Docker) and with PATH and HOME defaulted.
-func containerEnv(env []string, home string) []string {
-	out := make([]string, 0, len(env)+2)
-	index := make(map[string]int, len(env))
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := index[k]; ok {
-			out[i] = kv
-			continue
-		}
-		index[k] = len(out)
-		out = append(out, kv)
-	}
-	if _, ok := index["PATH"]; !ok {
-		out = append(out, "PATH="+DefaultPath)
-	}
-	if _, ok := index["HOME"]; !ok {
-		out = append(out, "HOME="+home)
-	}
-	return out
-}
-
-// lookupEnv returns the value of key in env.
-func lookupEnv(env []string, key string) (string, bool) {
-	for i := len(env) - 1; i >= 0; i-- {
-		k, v, ok := strings.Cut(env[i], "=")
-		if ok && k == key {
-			return v, true
-		}
-	}
-	return "", false
 }

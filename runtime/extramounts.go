@@ -6,10 +6,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/runtime/initproc"
 )
 
 // Extra mounts (Spec.Mounts) go through three stages: newExtraMounts
@@ -18,18 +19,7 @@ import (
 // mountExtra mounts them onto descriptors of the resolved mount points.
 
 // extraMount is a Spec.Mount as the init needs it.
-type extraMount struct {
-	Type   string `json:"type"`
-	Source string `json:"source,omitempty"`
-	Target string `json:"target"` // as given, for messages
-	// Path is the resolved target relative to the rootfs, free of
-	// symlinks; set by prepareMounts.
-	Path     string `json:"path"`
-	Dir      bool   `json:"dir,omitempty"` // the mount point is a directory
-	Readonly bool   `json:"readonly,omitempty"`
-	Size     int64  `json:"size,omitempty"`
-	Mode     uint32 `json:"mode,omitempty"`
-}
+type extraMount = initproc.Mount
 
 // errDangling is a target whose last existing component is a symlink to
 // a missing path.
@@ -250,100 +240,4 @@ func pathIn(prefix string, fd int) (string, error) {
 		return p[len(prefix)+1:], nil
 	}
 	return "", fmt.Errorf("resolved to %s, outside the rootfs", p)
-}
-
-// mountExtra mounts ms in the rootfs, in order, each onto a descriptor of
-// its mount point opened without following any symlink.
-func mountExtra(root string, ms []extraMount) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening rootfs: %w", err)
-	}
-	defer unix.Close(rootfd)
-	for _, m := range ms {
-		if err := mountOne(rootfd, m); err != nil {
-			return fmt.Errorf("mounting %s on %s: %w", m.Type, m.Target, err)
-		}
-	}
-	return nil
-}
-
-func mountOne(rootfd int, m extraMount) error {
-	flags := uint64(unix.O_PATH | unix.O_CLOEXEC)
-	if m.Dir {
-		flags |= unix.O_DIRECTORY
-	}
-	target, err := unix.Openat2(rootfd, m.Path, &unix.OpenHow{Flags: flags, Resolve: resolveFlags})
-	if err != nil {
-		return fmt.Errorf("opening mount point: %w", err)
-	}
-	defer unix.Close(target)
-	var mnt int
-	if m.Type == MountTmpfs {
-		mnt, err = newTmpfs(m)
-	} else {
-		mnt, err = cloneTree(m)
-	}
-	if err != nil {
-		return err
-	}
-	defer unix.Close(mnt)
-	err = unix.MoveMount(mnt, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
-	if err != nil {
-		return fmt.Errorf("attaching: %w", err)
-	}
-	return nil
-}
-
-// mountAttrs are the attributes of an extra mount.
-func mountAttrs(m extraMount) uint64 {
-	attrs := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
-	if m.Readonly {
-		attrs |= unix.MOUNT_ATTR_RDONLY
-	}
-	return attrs
-}
-
-// cloneTree returns a detached copy of the mount tree at m.Source with
-// the attributes applied to every mount in it.
-func cloneTree(m extraMount) (int, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source,
-		unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
-	if err != nil {
-		return -1, fmt.Errorf("cloning %s: %w", m.Source, err)
-	}
-	attr := &unix.MountAttr{Attr_set: mountAttrs(m)}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("setting mount attributes: %w", err)
-	}
-	return fd, nil
-}
-
-// newTmpfs returns a detached tmpfs mount.
-func newTmpfs(m extraMount) (int, error) {
-	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("creating tmpfs: %w", err)
-	}
-	defer unix.Close(fs)
-	if err := unix.FsconfigSetString(fs, "mode", strconv.FormatUint(uint64(m.Mode), 8)); err != nil {
-		return -1, fmt.Errorf("setting tmpfs mode: %w", err)
-	}
-	if m.Size > 0 {
-		if err := unix.FsconfigSetString(fs, "size", strconv.FormatInt(m.Size, 10)); err != nil {
-			return -1, fmt.Errorf("setting tmpfs size: %w", err)
-		}
-	}
-	if err := unix.FsconfigCreate(fs); err != nil {
-		return -1, fmt.Errorf("creating tmpfs: %w", err)
-	}
-	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(mountAttrs(m)))
-	if err != nil {
-		return -1, fmt.Errorf("mounting tmpfs: %w", err)
-	}
-	return mnt, nil
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/runtime/initproc"
 )
 
 // ErrNoNetworkHelper is the error (tested with errors.Is) when the helper
@@ -331,10 +333,10 @@ func enterNewNetns() (*os.File, error) {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return nil, err
 	}
-	if err := loopbackUp(); err != nil {
+	if err := initproc.LoopbackUp(); err != nil {
 		return nil, err
 	}
-	allowPing()
+	initproc.AllowPing()
 	return os.Open("/proc/thread-self/ns/net")
 }
 
@@ -464,7 +466,7 @@ func (c *config) joinNetns(ctx context.Context, spec Spec) (release func(), err 
 func (c *config) initFiles(cfgR, errW *os.File) []*os.File {
 	files := []*os.File{cfgR, errW}
 	if c.netns != nil {
-		files = append(files, c.netns) // netFD
+		files = append(files, c.netns) // initproc.NetFD
 	}
 	return files
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/runtime/initproc"
 )
 
 // waitDelay bounds how long Run waits for the output streams once the
@@ -129,9 +131,9 @@ func run(ctx context.Context, c *config, spec Spec, exe *os.File, cg *cgroup) er
 func initCmd(c *config, spec Spec, exe, cfgR, errW *os.File) *exec.Cmd {
 	return &exec.Cmd{
 		Path: exePath(exe),
-		Args: []string{initName},
+		Args: []string{initproc.Name},
 		// The init is single-threaded work and allocates little.
-		Env:        []string{initEnv + "=" + initValue, "GOMAXPROCS=1", "GOGC=off"},
+		Env:        []string{initproc.Env + "=" + initproc.EnvValue, "GOMAXPROCS=1", "GOGC=off"},
 		Stdout:     pipedWriter(spec.Stdout),
 		Stderr:     pipedWriter(spec.Stderr),
 		ExtraFiles: c.initFiles(cfgR, errW),
@@ -224,7 +226,7 @@ func feed(pid int, c *config, cg *cgroup, cfgW, errR *os.File) error {
 		}
 	}
 	// A write error means the init died; its wait status tells why.
-	json.NewEncoder(cfgW).Encode(c)
+	json.NewEncoder(cfgW).Encode(&c.Config)
 	cfgW.Close()
 	msg, err := io.ReadAll(errR)
 	if err != nil {
@@ -233,7 +235,7 @@ func feed(pid int, c *config, cg *cgroup, cfgW, errR *os.File) error {
 	if len(msg) == 0 {
 		return nil
 	}
-	var e setupError
+	var e initproc.SetupError
 	if err := json.Unmarshal(msg, &e); err != nil {
 		return fmt.Errorf("bad init status %q: %w", msg, err)
 	}

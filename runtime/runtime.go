@@ -8,14 +8,19 @@
 // seccomp filter, a session of its own with no controlling terminal, and
 // cgroup limits below lading's own cgroup.
 //
-// The container's init is this same binary, re-executed from a sealed
-// in-memory copy: every main (and TestMain) must call Init first.
+// The container's init is the small program cmd/lading-init, embedded
+// in lading by make (see runtime/initbin) and executed from a sealed
+// in-memory copy. A lading built without it (plain go build, go test)
+// re-executes itself instead: every main (and TestMain) must call Init
+// first.
 package runtime
 
 import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/lading-build/lading/runtime/initproc"
 )
 
 // ErrInvalidMount is the error (tested with errors.Is) for a Spec.Mounts
@@ -27,12 +32,12 @@ const (
 	// NetworkDefault is a private network namespace with loopback and
 	// outbound connectivity and no route to the host's loopback
 	// services (see Netns).
-	NetworkDefault = "default"
+	NetworkDefault = initproc.NetworkDefault
 	// NetworkHost is the host's network namespace: the container can
 	// reach every service of the host, its loopback included.
-	NetworkHost = "host"
+	NetworkHost = initproc.NetworkHost
 	// NetworkNone is a network namespace with only loopback.
-	NetworkNone = "none"
+	NetworkNone = initproc.NetworkNone
 )
 
 // Spec says what to run and how.
@@ -74,8 +79,8 @@ type Spec struct {
 
 // Mount types.
 const (
-	MountBind  = "bind"
-	MountTmpfs = "tmpfs"
+	MountBind  = initproc.MountBind
+	MountTmpfs = initproc.MountTmpfs
 )
 
 // Mount is an extra mount in the container. Its target is resolved

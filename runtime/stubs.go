@@ -6,6 +6,8 @@ import (
 	"path"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/runtime/initproc"
 )
 
 // mountpoint is a path in the rootfs that the container init mounts on.
@@ -43,7 +45,7 @@ type stubs struct {
 
 // resolveFlags keep every lookup inside the rootfs and refuse symlinks,
 // so nothing the image (or a previous step) planted can redirect us.
-const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+const resolveFlags = initproc.ResolveFlags
 
 // openInRoot opens rel (a directory) beneath rootfd with O_PATH.
 func openInRoot(rootfd int, rel string) (int, error) {

@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"remotecache": {"cache", "image", "store"},
 	"image":       {"store", "snapshot"},
 	"cache":       {"store"},
-	"runtime":     {"snapshot", "passwd"},
+	"runtime":     {"snapshot", "passwd", "runtime/initproc"},
 	"copier":      {"passwd"},
 	"snapshot":    {},
 	"store":       {},
@@ -31,6 +31,9 @@ var allowed = map[string][]string{
 	"progress":    {},
 	"passwd":      {},
 	"bench":       {},
+
+	// The container init, light on purpose.
+	"runtime/initproc": {"passwd"},
 }
 
 // forbidden lists modules outside lading a package must not import.

@@ -1,4 +1,4 @@
-package runtime
+package initproc
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ import (
 // execUser runs in the container after pivot_root: it resolves the user,
 // closes what must not leak, enters the working directory, drops
 // privileges and executes the command.
-func execUser(c *config) error {
+func execUser(c *Config) error {
 	u, err := lookupUser(c.User)
 	if err != nil {
 		return err
@@ -41,7 +41,7 @@ func execUser(c *config) error {
 	if err := loadSeccomp(c.Seccomp); err != nil {
 		return err
 	}
-	if err := switchUser(u, containerCaps()); err != nil {
+	if err := switchUser(u, ContainerCaps); err != nil {
 		return err
 	}
 	unix.Umask(0o022)
@@ -95,7 +95,7 @@ func sealFDs() error {
 	}
 	for _, e := range entries {
 		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= 2 || fd == errorFD {
+		if err != nil || fd <= 2 || fd == ErrorFD {
 			continue
 		}
 		var st unix.Stat_t

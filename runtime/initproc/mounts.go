@@ -1,4 +1,4 @@
-package runtime
+package initproc
 
 import (
 	"errors"
@@ -57,7 +57,7 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 // mount point that prepareMountpoints checked to be free of symlinks, or
 // lies in a file system the init itself just mounted, or (for extra
 // mounts) is opened without following symlinks.
-func setupRootfs(c *config) error {
+func setupRootfs(c *Config) error {
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ var etcFiles = []string{"hosts", "resolv.conf", "hostname"}
 // mountEtc writes the container's /etc files into a small tmpfs mounted
 // for a moment over the rootfs's /dev, binds each onto /etc, and detaches
 // the tmpfs again: the image's own files are hidden, not modified.
-func mountEtc(root string, c *config) error {
+func mountEtc(root string, c *Config) error {
 	tmp := root + "/dev"
 	if err := mount("tmpfs", tmp, "tmpfs", procFlags, "mode=755,size=1m"); err != nil {
 		return err
