@@ -14,13 +14,24 @@ DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt 
 # Foreign-architecture packages the multi-platform tests use (cached, gitignored).
 ARM64_BUSYBOX := testdata/debs/busybox-static_arm64.deb
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The container init program (cmd/lading-init), built first and embedded
+# in lading (runtime/initbin); INIT_LDFLAGS give lading its SHA-256, read
+# when a recipe runs, so that lading uses the init just built and never
+# a stale one. Without them (plain go build, go test) lading re-executes
+# itself as the init.
+INIT_BIN  := runtime/initbin/bin/lading-init
+INIT_LDFLAGS = -X $(MODULE)/runtime/initbin.Digest=$$(sha256sum $(INIT_BIN) | cut -d' ' -f1)
 
-.PHONY: all build deps binfmt demo test test-short test-cgroup2 lint docs bench clean
+.PHONY: all build init deps binfmt demo test test-short test-cgroup2 lint docs bench clean
 
 all: build
 
-build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/lading
+build: init
+	$(GO) build -ldflags "-X main.version=$(VERSION) $(INIT_LDFLAGS)" -o $(BIN) ./cmd/lading
+
+# init builds the container init program, static, for embedding.
+init:
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "-s -w" -o $(INIT_BIN) ./cmd/lading-init
 
 # deps installs the Debian packages the tests and the demo use, when missing.
 deps:
@@ -55,10 +66,10 @@ demo: deps build
 	@echo "image tarball: $(CURDIR)/out/hello.tar"
 	skopeo inspect oci-archive:out/hello.tar:1.0 | head -n 20
 
-test: deps binfmt $(ARM64_BUSYBOX)
+test: deps binfmt $(ARM64_BUSYBOX) init
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -race -timeout 20m $(addprefix ./,$(RACE_PKGS))
-	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -vxF $(addprefix -e $(MODULE)/,$(RACE_PKGS)))
+	$(GO) test -count=1 -race -timeout 20m -ldflags "$(INIT_LDFLAGS)" $(addprefix ./,$(RACE_PKGS))
+	$(GO) test -count=1 -timeout 20m -ldflags "$(INIT_LDFLAGS)" $$($(GO) list $(PKGS) | grep -vxF $(addprefix -e $(MODULE)/,$(RACE_PKGS)))
 	$(GO) -C deploy/kubernetes test -count=1 ./...
 
 # test-cgroup2 runs the runtime's cgroup and limit tests on a pure cgroup v2
@@ -84,4 +95,4 @@ bench: deps binfmt $(ARM64_BUSYBOX) build
 	./bench/run.sh
 
 clean:
-	rm -rf bin out
+	rm -rf bin out $(INIT_BIN)

@@ -1,12 +1,16 @@
 package runtime
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/runtime/initbin"
 )
 
 // initSeals are applied to the in-memory copy of the binary: nothing can
@@ -17,34 +21,55 @@ const initSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | uni
 // os/exec rearranges in the child before it calls execve.
 const minExeFD = 100
 
-var sealed struct {
-	once sync.Once
-	file *os.File
-	err  error
-}
-
-// sealedExe returns a sealed memfd holding a copy of /proc/self/exe, made
-// once per process. The container init is executed from it, so a container
-// that reaches the init's /proc/<pid>/exe can never write to the binary on
-// the host (CVE-2019-5736).
-func sealedExe() (*os.File, error) {
-	sealed.once.Do(func() {
-		sealed.file, sealed.err = copyExe()
+// sealedInit and sealedSelf are the sealed copies of the embedded init
+// program and of /proc/self/exe, each made once per process.
+var (
+	sealedInit = sync.OnceValues(func() (*os.File, error) {
+		b := initbin.Binary()
+		if b == nil {
+			return sealedSelf()
+		}
+		return sealCopy(bytes.NewReader(b), "embedded init")
 	})
-	return sealed.file, sealed.err
+	sealedSelf = sync.OnceValues(func() (*os.File, error) {
+		src, err := os.Open("/proc/self/exe")
+		if err != nil {
+			return nil, fmt.Errorf("opening own binary: %w", err)
+		}
+		defer src.Close()
+		return sealCopy(src, "own binary")
+	})
+)
+
+// forceSelfExec makes Run start lading itself as the init even when the
+// init program is embedded (for tests of that fallback).
+var forceSelfExec atomic.Bool
+
+// initStarted, when set (by a test, while no other Run runs), is called
+// with the pid of each init Run starts, before the init gets its config.
+var initStarted func(pid int)
+
+// sealedExe returns a sealed memfd holding the container init: a copy of
+// the init program lading embeds (runtime/initbin) when the build
+// embedded it, else of /proc/self/exe, whose Init becomes the init. The
+// container init is executed from it, so a container that reaches the
+// init's /proc/<pid>/exe can never write to a binary on the host
+// (CVE-2019-5736).
+func sealedExe() (*os.File, error) {
+	if forceSelfExec.Load() {
+		return sealedSelf()
+	}
+	return sealedInit()
 }
 
 // Prepare makes ahead of the first Run what every Run of the process
-// shares (the sealed copy of the binary), so that the first does not wait
+// shares (the sealed copy of the init), so that the first does not wait
 // for it. Run reports an error it meets.
 func Prepare() { _, _ = sealedExe() }
 
-func copyExe() (*os.File, error) {
-	src, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return nil, fmt.Errorf("opening own binary: %w", err)
-	}
-	defer src.Close()
+// sealCopy copies src into a new memfd and seals it; what names src in
+// errors.
+func sealCopy(src io.Reader, what string) (*os.File, error) {
 	fd, err := unix.MemfdCreate("lading-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("creating memfd: %w", err)
@@ -57,7 +82,7 @@ func copyExe() (*os.File, error) {
 	mem := os.NewFile(uintptr(high), "lading-init")
 	if _, err := io.Copy(mem, src); err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("copying own binary: %w", err)
+		return nil, fmt.Errorf("copying %s: %w", what, err)
 	}
 	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, initSeals); err != nil {
 		mem.Close()

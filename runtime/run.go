@@ -106,6 +106,9 @@ func run(ctx context.Context, c *config, spec Spec, exe *os.File, cg *cgroup) er
 		return fmt.Errorf("starting container: %w", err)
 	}
 	defer forker.release()
+	if initStarted != nil {
+		initStarted(cmd.Process.Pid)
+	}
 	var killed atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		killed.Store(true)
