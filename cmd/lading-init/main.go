@@ -2,7 +2,7 @@
 // it (make build, see runtime/initbin) and executes it from a sealed
 // in-memory copy for every RUN step. It is a program of its own so that
 // starting it does not run the package initialisation of all of lading.
-// It does nothing when started any other way.
+// Started any other way, it says so and exits with status 2.
 package main
 
 import (
