@@ -348,9 +348,11 @@ type build struct {
 	// runs holds a token per running RUN step (--jobs), shared by the
 	// builds of every target platform.
 	runs chan struct{}
-	// layers holds a token per layer blob being written in the
+	// layers holds a token per layer blob being compressed in the
 	// background, shared like runs: one at a time, as a big layer's gzip
 	// already uses every CPU and each writer holds megabytes of buffers.
+	// A layer whose files' member is copied from an earlier blob takes
+	// none.
 	layers chan struct{}
 	// output marks the stages whose layers the target image holds.
 	output []bool

@@ -318,7 +318,7 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 	}
 	text := copyText(kind, *req)
 	if localOnly(*req) {
-		_, digests, err := s.b.selected(ctx, *req)
+		digests, err := s.b.selected(ctx, *req)
 		if err != nil {
 			return nil, nil, err
 		}

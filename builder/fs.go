@@ -122,6 +122,8 @@ type layerSpec struct {
 // where the layer holds spec.split's entries, when it is known.
 func (b *build) layerOf(ctx context.Context, name string, spec layerSpec) (v1.Layer, *cache.ContentPart, error) {
 	if r := spec.reuse; r != nil && r.SameEpoch(b.opts.Epoch) {
+		// Copying a part needs little memory: it runs beside the layer
+		// being compressed, if any.
 		l, part, err := b.diffLayer(ctx, name, spec.split, r)
 		if err == nil && b.opts.PartReused != nil {
 			b.opts.PartReused(spec.split)
@@ -132,6 +134,9 @@ func (b *build) layerOf(ctx context.Context, name string, spec layerSpec) (v1.La
 		// The earlier blob is gone or changed, or the snapshot holds more
 		// than the copy: write the layer whole.
 	}
+	// One layer is compressed at a time: each takes a buffer per CPU.
+	b.layers <- struct{}{}
+	defer func() { <-b.layers }()
 	return b.diffLayer(ctx, name, spec.split, nil)
 }
 

@@ -47,9 +47,7 @@ func (b *build) layerLater(ctx context.Context, name string, eager bool, spec la
 	p.run = func() {
 		b.background(func() error {
 			defer close(p.done)
-			b.layers <- struct{}{}
 			p.layer, p.part, p.err = b.layerOf(ctx, name, spec)
-			<-b.layers
 			if p.err == nil && written != nil {
 				return written(p.layer)
 			}

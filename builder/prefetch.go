@@ -24,10 +24,11 @@ import (
 // yet. A result is keyed by every field copier.Select reads, so a step
 // only ever gets the selection its own request makes.
 
-// selection is the result of selecting and hashing one COPY's sources.
+// selection is the result of selecting and hashing one COPY's sources:
+// the digests only, not the selected files' stat, which would keep a
+// few hundred bytes per context file alive for the whole build.
 type selection struct {
 	once    sync.Once
-	sources []copier.Source
 	digests []cache.FileDigest
 	err     error
 }
@@ -48,9 +49,9 @@ func localOnly(req copier.Request) bool {
 	return true
 }
 
-// selected returns req's selected sources and the digests of their files,
-// computing them once per build.
-func (b *build) selected(ctx context.Context, req copier.Request) ([]copier.Source, []cache.FileDigest, error) {
+// selected returns the digests of the files req selects, computed once
+// per build.
+func (b *build) selected(ctx context.Context, req copier.Request) ([]cache.FileDigest, error) {
 	b.selMu.Lock()
 	if b.selections == nil {
 		b.selections = map[string]*selection{}
@@ -63,19 +64,20 @@ func (b *build) selected(ctx context.Context, req copier.Request) ([]copier.Sour
 	}
 	b.selMu.Unlock()
 	sel.once.Do(func() {
-		sel.sources, sel.err = copier.Select(req)
-		if sel.err != nil {
+		sources, err := copier.Select(req)
+		if err != nil {
+			sel.err = err
 			return
 		}
-		files := make([]cache.File, 0, len(sel.sources))
-		for _, src := range sel.sources {
+		files := make([]cache.File, 0, len(sources))
+		for _, src := range sources {
 			files = append(files, cache.File{Rel: src.Rel, Abs: src.Path, Info: src.Info})
 		}
 		if sel.digests, sel.err = cache.DigestFiles(ctx, b.stat, files); sel.err != nil {
 			sel.err = fmt.Errorf("hashing sources: %w", sel.err)
 		}
 	})
-	return sel.sources, sel.digests, sel.err
+	return sel.digests, sel.err
 }
 
 // prefetch selects and hashes, in the background, the sources of the COPY
@@ -94,7 +96,7 @@ func (b *build) prefetch(ctx context.Context) {
 				break
 			}
 			g.Go(func() error {
-				_, _, _ = b.selected(ctx, req)
+				_, _ = b.selected(ctx, req)
 				return nil
 			})
 		}
