@@ -9,6 +9,9 @@ PKGS      := ./...
 MODULE    := github.com/lading-build/lading
 # Packages whose tests run with the race detector (the ones that run
 # containers are too slow under it).
+# builder's tests run containers and are slow under -race; these, which
+# walk the context from several goroutines at once, run with it too.
+BUILDER_RACE_TESTS := ^(TestPrefetchWithIgnore|TestPrefetchedSelections|TestDependentStageOverlaps|TestCopyReusesEarlierOutput)$$
 RACE_PKGS := parser cache store gc image progress copier remotecache snapshot passwd internal/atomicfile internal/mountinfo internal/depcheck
 DEBS      := busybox-static skopeo umoci buildah docker-registry git time passt gcc libc6-dev uidmap docker.io qemu-user-static binfmt-support
 # Foreign-architecture packages the multi-platform tests use (cached, gitignored).
@@ -70,6 +73,7 @@ test: deps binfmt $(ARM64_BUSYBOX) init
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -race -timeout 20m -ldflags "$(INIT_LDFLAGS)" $(addprefix ./,$(RACE_PKGS))
 	$(GO) test -count=1 -timeout 20m -ldflags "$(INIT_LDFLAGS)" $$($(GO) list $(PKGS) | grep -vxF $(addprefix -e $(MODULE)/,$(RACE_PKGS)))
+	$(GO) test -count=1 -race -ldflags "$(INIT_LDFLAGS)" -run '$(BUILDER_RACE_TESTS)' ./builder
 	$(GO) -C deploy/kubernetes test -count=1 ./...
 
 # test-cgroup2 runs the runtime's cgroup and limit tests on a pure cgroup v2

@@ -181,8 +181,12 @@ func withDefaults(plan *parser.Plan, opts Options) (Options, error) {
 	if err := checkNetwork(plan, opts); err != nil {
 		return opts, err
 	}
-	if err := runtime.CheckSeccomp(opts.Seccomp); err != nil {
-		return opts, err
+	// A profile of the user's is checked before any step; Docker's
+	// default is compiled when the first RUN needs it (warmRun).
+	if opts.Seccomp != "" {
+		if err := runtime.CheckSeccomp(opts.Seccomp); err != nil {
+			return opts, err
+		}
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = "lading"
@@ -336,9 +340,10 @@ func (b *build) finish(ctx context.Context) (*Result, error) {
 
 // build is the state of one Build call.
 type build struct {
-	opts   Options
-	plan   *parser.Plan
-	ignore *patternmatcher.PatternMatcher
+	opts Options
+	plan *parser.Plan
+	// ignore holds the .dockerignore patterns (ignoreMatcher).
+	ignore []string
 	// stages holds a future per needed stage, resolved when it is built;
 	// foreign[i] says stage i is built by another target's build, shared[i]
 	// that this build runs it for every target.
@@ -469,8 +474,8 @@ func (b *build) cleanup(ctx context.Context) {
 }
 
 // readIgnore loads "<recipe>.dockerignore" next to the recipe, else
-// ".dockerignore" at the context root.
-func readIgnore(contextDir, recipePath string) (*patternmatcher.PatternMatcher, error) {
+// ".dockerignore" at the context root, and checks its patterns.
+func readIgnore(contextDir, recipePath string) ([]string, error) {
 	var candidates []string
 	if recipePath != "" {
 		candidates = append(candidates, recipePath+".dockerignore")
@@ -492,13 +497,28 @@ func readIgnore(contextDir, recipePath string) (*patternmatcher.PatternMatcher, 
 		if len(patterns) == 0 {
 			return nil, nil
 		}
-		pm, err := patternmatcher.New(patterns)
-		if err != nil {
+		if _, err := patternmatcher.New(patterns); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		return pm, nil
+		return patterns, nil
 	}
 	return nil, nil
+}
+
+// ignoreMatcher returns a matcher of the .dockerignore patterns of its
+// own, nil when there are none. A patternmatcher compiles a pattern when
+// it first uses it, so one matcher must never serve two walks at once
+// (stages, and the selections made when the build starts, walk the
+// context in parallel).
+func (b *build) ignoreMatcher() *patternmatcher.PatternMatcher {
+	if len(b.ignore) == 0 {
+		return nil
+	}
+	pm, err := patternmatcher.New(b.ignore)
+	if err != nil {
+		panic(fmt.Sprintf("checked .dockerignore patterns do not parse: %v", err)) // readIgnore parsed them
+	}
+	return pm
 }
 
 type pullState struct {

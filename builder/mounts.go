@@ -111,7 +111,7 @@ func (s *stage) bindMount(ctx context.Context, m *runMounts, mt *parser.Mount) e
 	fromDir := false
 	switch {
 	case mt.From == "":
-		root, ident, fromDir, ignore = b.opts.ContextDir, "context", true, b.ignore
+		root, ident, fromDir, ignore = b.opts.ContextDir, "context", true, b.ignoreMatcher()
 	default:
 		if v, isImage, ok := b.namedContext(mt.From); ok && !isImage {
 			dir, err := contextDir(mt.From, v)
@@ -203,7 +203,7 @@ func (b *build) filteredContext(ctx context.Context, contextDir, source string) 
 	}
 	err = copier.Copy(ctx, copier.Request{
 		SrcRoot: contextDir, Sources: []string{src}, Dest: dest, Workdir: "/",
-		DestRoot: tmp, Ignore: b.ignore, KeepOwner: true,
+		DestRoot: tmp, Ignore: b.ignoreMatcher(), KeepOwner: true,
 	})
 	if err != nil {
 		cleanup()

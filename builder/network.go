@@ -116,7 +116,7 @@ func (b *build) warmRun(ctx context.Context) {
 		b.pending.Add(1)
 		go func() {
 			defer b.pending.Done()
-			runtime.Prepare()
+			runtime.Prepare(b.opts.Seccomp)
 			if b.defaultNet {
 				_, _ = b.netns(ctx)
 			}

@@ -35,7 +35,13 @@ type selection struct {
 
 // selectKey is the memo key of req: the fields copier.Select reads.
 func selectKey(req copier.Request) string {
-	return fmt.Sprintf("%q %q %q %v %v %p", req.SrcRoot, req.Sources, req.Exclude, req.Add, req.Parents, req.Ignore)
+	var ignore []string
+	if req.Ignore != nil {
+		for _, p := range req.Ignore.Patterns() {
+			ignore = append(ignore, fmt.Sprint(p.Exclusion(), p.String()))
+		}
+	}
+	return fmt.Sprintf("%q %q %q %v %v %q", req.SrcRoot, req.Sources, req.Exclude, req.Add, req.Parents, ignore)
 }
 
 // localOnly reports whether req names only local sources, which are all a

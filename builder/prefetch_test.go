@@ -34,3 +34,21 @@ RUN test -f /p/src/sub/z.txt && test -f /q/z.txt && test ! -e /q/src
 	e.mustBuild(ctxDir, recipe+`RUN test "$(cat /b/x.txt /o/x.txt)" = XX && test ! -e /a/x.txt
 `)
 }
+
+// TestPrefetchWithIgnore: the selections made when the build starts walk
+// the context at the same time, each with a .dockerignore matcher of its
+// own (a shared one compiles its patterns lazily, racing); run under
+// -race by make test.
+func TestPrefetchWithIgnore(t *testing.T) {
+	e := newEnv(t)
+	e.busybox()
+	files := map[string]string{".dockerignore": "**/*.tmp\n!keep.tmp\n**/secret*\n"}
+	recipe := "FROM busybox:test\n"
+	for _, d := range []string{"a", "b", "c", "d"} {
+		files[d+"/x"], files[d+"/y.tmp"], files[d+"/secret1"] = "x", "tmp", "s"
+		recipe += "COPY " + d + "/ /" + d + "/\n"
+	}
+	files["keep.tmp"] = "k"
+	recipe += "COPY keep.tmp /\nRUN test -f /a/x && test -f /d/x && test ! -e /b/y.tmp && test ! -e /c/secret1 && test -f /keep.tmp\n"
+	e.mustBuild(e.context(files), recipe)
+}

@@ -63,9 +63,13 @@ func sealedExe() (*os.File, error) {
 }
 
 // Prepare makes ahead of the first Run what every Run of the process
-// shares (the sealed copy of the init), so that the first does not wait
-// for it. Run reports an error it meets.
-func Prepare() { _, _ = sealedExe() }
+// shares (the sealed copy of the init, and the compiled seccomp filter of
+// profile, a Spec.Seccomp value), so that the first does not wait for it.
+// Run reports an error it meets.
+func Prepare(profile string) {
+	_, _ = sealedExe()
+	_, _ = seccompFilter(profile)
+}
 
 // sealCopy copies src into a new memfd and seals it; what names src in
 // errors.
