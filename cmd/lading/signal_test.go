@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -161,14 +162,20 @@ func TestChildKilledReported(t *testing.T) {
 	}
 }
 
-// childOf returns the pid of a child process of pid, or 0.
+// childOf returns the pid of the re-executed lading, a child of pid, or
+// 0: the child whose environment marks it. Not any child: starting its
+// first process, Go forks a child that exits at once (its pidfd probe).
 func childOf(pid int) int {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	for _, f := range tasks {
 		b, _ := os.ReadFile(f)
-		if fields := strings.Fields(string(b)); len(fields) > 0 {
-			n, err := strconv.Atoi(fields[0])
-			if err == nil {
+		for _, field := range strings.Fields(string(b)) {
+			n, err := strconv.Atoi(field)
+			if err != nil {
+				continue
+			}
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", n))
+			if bytes.Contains(env, []byte("\x00"+mountNSEnv+"=1\x00")) || bytes.HasPrefix(env, []byte(mountNSEnv+"=1\x00")) {
 				return n
 			}
 		}
