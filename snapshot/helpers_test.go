@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-build/lading/internal/mountinfo"
 )
 
 func requireRoot(t testing.TB) {
@@ -39,7 +41,7 @@ func assertNoMounts(t testing.TB, dir string) {
 	if r, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = r
 	}
-	mps, err := mountsUnder(dir)
+	mps, err := mountinfo.Under(dir)
 	if err != nil {
 		t.Fatalf("reading mountinfo: %v", err)
 	}

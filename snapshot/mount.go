@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +70,7 @@ func UnmountAll(target string) error {
 		return nil
 	}
 	for range 1000 {
-		mps, err := mountsUnder(abs)
+		mps, err := mountinfo.Under(abs)
 		if err != nil {
 			return fmt.Errorf("unmounting %s: %w", target, err)
 		}
@@ -121,29 +120,6 @@ func unmountTop(mp string) error {
 		return nil // not a mount point (any more)
 	}
 	return err
-}
-
-// mountsUnder lists the mount points at or below dir, in mountinfo order.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := mountinfo.Unescape(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out, sc.Err()
 }
 
 // mountFlags splits options into mount(2) flags and filesystem data.
