@@ -328,7 +328,6 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 	if err != nil {
 		return nil, nil, err
 	}
-	files := make([]cache.File, 0, len(sources))
 	var remote []string
 	for _, src := range sources {
 		if src.Git {
@@ -345,17 +344,13 @@ func (s *stage) copyKey(ctx context.Context, kind string, req *copier.Request) (
 			}
 			continue
 		}
-		if src.URL != "" {
-			if req.Checksum == "" {
-				return nil, nil, nil
-			}
-			continue
+		if src.URL != "" && req.Checksum == "" {
+			return nil, nil, nil
 		}
-		files = append(files, cache.File{Rel: src.Rel, Abs: src.Path, Info: src.Info})
 	}
-	digests, err := cache.DigestFiles(ctx, s.b.stat, files)
+	digests, err := s.b.digestSources(ctx, sources)
 	if err != nil {
-		return nil, nil, fmt.Errorf("hashing sources: %w", err)
+		return nil, nil, err
 	}
 	kb := s.newKey(kind).Add(cache.FieldInstruction, text).AddFiles(cache.FieldFiles, digests)
 	for _, r := range remote {

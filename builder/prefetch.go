@@ -71,19 +71,28 @@ func (b *build) selected(ctx context.Context, req copier.Request) ([]cache.FileD
 	b.selMu.Unlock()
 	sel.once.Do(func() {
 		sources, err := copier.Select(req)
-		if err != nil {
-			sel.err = err
-			return
+		if err == nil {
+			sel.digests, err = b.digestSources(ctx, sources)
 		}
-		files := make([]cache.File, 0, len(sources))
-		for _, src := range sources {
-			files = append(files, cache.File{Rel: src.Rel, Abs: src.Path, Info: src.Info})
-		}
-		if sel.digests, sel.err = cache.DigestFiles(ctx, b.stat, files); sel.err != nil {
-			sel.err = fmt.Errorf("hashing sources: %w", sel.err)
-		}
+		sel.err = err
 	})
 	return sel.digests, sel.err
+}
+
+// digestSources digests the local files among sources (not URLs or git
+// repositories) through the build's stat cache.
+func (b *build) digestSources(ctx context.Context, sources []copier.Source) ([]cache.FileDigest, error) {
+	files := make([]cache.File, 0, len(sources))
+	for _, src := range sources {
+		if src.URL == "" {
+			files = append(files, cache.File{Rel: src.Rel, Abs: src.Path, Info: src.Info})
+		}
+	}
+	digests, err := cache.DigestFiles(ctx, b.stat, files)
+	if err != nil {
+		return nil, fmt.Errorf("hashing sources: %w", err)
+	}
+	return digests, nil
 }
 
 // prefetch selects and hashes, in the background, the sources of the COPY
