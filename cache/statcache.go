@@ -348,18 +348,11 @@ type statDecoder struct {
 	bad bool
 }
 
-func (d *statDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
+func (d *statDecoder) uvarint() uint64 { return next(d, binary.Uvarint) }
+func (d *statDecoder) varint() int64   { return next(d, binary.Varint) }
 
-func (d *statDecoder) varint() int64 {
-	v, n := binary.Varint(d.buf)
+func next[T uint64 | int64](d *statDecoder, read func([]byte) (T, int)) T {
+	v, n := read(d.buf)
 	if n <= 0 {
 		d.bad = true
 		return 0

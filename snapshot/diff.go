@@ -37,11 +37,10 @@ type layerWriter struct {
 	// not one per file (io.Copy's), which kept the heap growing.
 	buf []byte
 	// The split part (DiffOptions.Split): its path relative to the root
-	// ("" for the whole tree), whether a split was asked for, whether the
-	// entries being written are in it, and whether any was met.
+	// ("" for the whole tree), whether a split was asked for, and whether
+	// the entries being written are in it.
 	split            string
 	splitOn, inSplit bool
-	splitSeen        bool
 	cut              func() error
 	omit             bool
 }
@@ -91,9 +90,6 @@ func (lw *layerWriter) at(rel string) error {
 		return nil
 	}
 	in := lw.underSplit(rel)
-	if in {
-		lw.splitSeen = true
-	}
 	if in == lw.inSplit {
 		return nil
 	}
@@ -119,8 +115,8 @@ func (lw *layerWriter) end() error {
 	if !lw.omit {
 		return lw.tw.Close()
 	}
-	if !lw.splitSeen {
-		return ErrSplit
+	if !lw.inSplit {
+		return ErrSplit // nothing at the split (leaving it failed in at)
 	}
 	return lw.tw.Flush()
 }
