@@ -63,9 +63,11 @@ type LayerWriter struct {
 	bw   *store.BlobWriter
 	diff hash.Hash // the whole tar
 	size int64     // tar bytes so far
-	// The member being written: its tar bytes are hashed into part and
-	// buffered in head until they reach parallelThreshold.
+	// The member being written: its tar bytes are buffered in head until
+	// they reach parallelThreshold, and hashed into part once Cut was
+	// called (a layer never cut has no part anyone locates).
 	part    hash.Hash
+	cut     bool
 	start   int64
 	head    []byte
 	pz      *pgzip.Writer
@@ -74,7 +76,8 @@ type LayerWriter struct {
 }
 
 // A Part locates one gzip member of a layer blob: its Offset and Size in
-// the blob, and the digest of the tar bytes it decompresses to.
+// the blob, and the digest of the tar bytes it decompresses to ("" for a
+// member written before the first Cut, which nothing locates).
 type Part struct {
 	Offset, Size int64
 	TarDigest    string
@@ -96,7 +99,9 @@ func (w *LayerWriter) Write(p []byte) (int, error) {
 		return 0, errors.New("writing layer: write after a spliced last part")
 	}
 	w.diff.Write(p)
-	w.part.Write(p)
+	if w.cut {
+		w.part.Write(p)
+	}
 	w.size += int64(len(p))
 	if w.pz != nil {
 		return w.pz.Write(p)
@@ -129,10 +134,13 @@ func (w *LayerWriter) Cut() error {
 	if w.spliced {
 		return errors.New("writing layer: cut after a spliced last part")
 	}
-	if w.pz == nil && len(w.head) == 0 {
-		return nil
+	if w.pz != nil || len(w.head) > 0 {
+		if err := w.endMember(); err != nil {
+			return err
+		}
 	}
-	return w.endMember()
+	w.cut = true // the members from here on are hashed
+	return nil
 }
 
 // endMember compresses what is buffered and ends the member.
@@ -157,7 +165,10 @@ func (w *LayerWriter) endMember() error {
 		w.head = w.head[:0]
 	}
 	end := w.bw.Size()
-	w.last = &Part{Offset: w.start, Size: end - w.start, TarDigest: sumOf(w.part)}
+	w.last = &Part{Offset: w.start, Size: end - w.start}
+	if w.cut {
+		w.last.TarDigest = sumOf(w.part)
+	}
 	w.start = end
 	w.part.Reset()
 	return nil
