@@ -15,6 +15,7 @@ import (
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/copier"
 	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/internal/envlist"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
 	"github.com/lading-build/lading/runtime"
@@ -624,7 +625,7 @@ func (s *stage) run(ctx context.Context, step *parser.Step, c *parser.Run, id in
 			}
 			spec.Netns = ns
 		}
-		spec.Env = mergeEnv(append(append(s.b.proxyEnv(), s.runEnv()...), mounts.env...))
+		spec.Env = envlist.Merge(append(append(s.b.proxyEnv(), s.runEnv()...), mounts.env...))
 		spec.Stdout = s.b.rep.Output(id)
 		spec.Stderr = spec.Stdout
 		if err := checkEmulation(s.rootfsPlatform()); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lading-build/lading/cache"
 	"github.com/lading-build/lading/image"
+	"github.com/lading-build/lading/internal/envlist"
 	"github.com/lading-build/lading/parser"
 	"github.com/lading-build/lading/progress"
 )
@@ -320,22 +321,7 @@ func (s *stage) expandEnv() []string {
 // runEnv is the environment of RUN steps: the same as expandEnv, with
 // duplicates removed (later wins).
 func (s *stage) runEnv() []string {
-	return mergeEnv(s.expandEnv())
-}
-
-func mergeEnv(env []string) []string {
-	idx := map[string]int{}
-	var out []string
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := idx[k]; ok {
-			out[i] = kv
-			continue
-		}
-		idx[k] = len(out)
-		out = append(out, kv)
-	}
-	return out
+	return envlist.Merge(s.expandEnv())
 }
 
 func (s *stage) declareArgs(c *parser.Arg) {

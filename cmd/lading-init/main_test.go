@@ -15,6 +15,7 @@ var light = []string{
 	"github.com/lading-build/lading/runtime/initproc",
 	"github.com/lading-build/lading/passwd",
 	"github.com/lading-build/lading/internal/userns",
+	"github.com/lading-build/lading/internal/envlist",
 	"golang.org/x/sys/unix",
 }
 

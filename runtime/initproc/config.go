@@ -1,6 +1,10 @@
 package initproc
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/lading-build/lading/internal/envlist"
+)
 
 // Network modes (runtime.NetworkDefault, ...).
 const (
@@ -67,24 +71,24 @@ func (c *Config) skips(rel string) bool {
 // containerEnv returns env without duplicate keys (the last one wins, as
 // in Docker) and with PATH and HOME defaulted.
 func containerEnv(env []string, home string) []string {
-	out := make([]string, 0, len(env)+2)
-	index := make(map[string]int, len(env))
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := index[k]; ok {
-			out[i] = kv
-			continue
-		}
-		index[k] = len(out)
-		out = append(out, kv)
-	}
-	if _, ok := index["PATH"]; !ok {
+	out := envlist.Merge(env)
+	if !hasKey(out, "PATH") {
 		out = append(out, "PATH="+DefaultPath)
 	}
-	if _, ok := index["HOME"]; !ok {
+	if !hasKey(out, "HOME") {
 		out = append(out, "HOME="+home)
 	}
 	return out
+}
+
+// hasKey reports whether env has an entry for key (with a value or not).
+func hasKey(env []string, key string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // lookupEnv returns the value of key in env.
