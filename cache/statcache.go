@@ -62,7 +62,11 @@ type StatStats struct {
 // mode, owner) so an unchanged file is never read twice. It is persisted
 // in one file per build context and is safe for concurrent use.
 type StatCache struct {
-	path    string
+	path string
+	// loaded is closed once entries hold what was recorded, or loadErr
+	// says why they could not be read.
+	loaded  chan struct{}
+	loadErr error
 	mu      sync.RWMutex
 	entries map[string]statEntry
 	dirty   bool
@@ -72,7 +76,9 @@ type StatCache struct {
 
 // OpenStatCache opens the stat cache of contextDir kept under dir (as
 // dir/<sha256 of the absolute contextDir>). A missing or damaged file
-// gives an empty cache: it only costs re-reading files.
+// gives an empty cache: it only costs re-reading files. The file is read
+// in the background; one that cannot be read fails the first Digest or
+// DigestFiles (and is then not overwritten by Save).
 func OpenStatCache(dir, contextDir string) (*StatCache, error) {
 	abs, err := filepath.Abs(contextDir)
 	if err != nil {
@@ -82,19 +88,35 @@ func OpenStatCache(dir, contextDir string) (*StatCache, error) {
 		return nil, fmt.Errorf("opening stat cache: %w", err)
 	}
 	sum := sha256.Sum256([]byte(abs))
-	removeStale(dir, ".tmp-", time.Now().Add(-staleTemp))
 	c := &StatCache{
 		path:    filepath.Join(dir, hex.EncodeToString(sum[:16])+".stat"),
+		loaded:  make(chan struct{}),
 		entries: map[string]statEntry{},
 	}
-	if data, err := os.ReadFile(c.path); err == nil {
+	go c.load(dir)
+	return c, nil
+}
+
+// load reads what was recorded, in the background: a build walks its
+// context meanwhile, and the first lookup waits.
+func (c *StatCache) load(dir string) {
+	defer close(c.loaded)
+	removeStale(dir, ".tmp-", time.Now().Add(-staleTemp))
+	data, err := os.ReadFile(c.path)
+	switch {
+	case err == nil:
 		if entries, err := decodeStat(data); err == nil {
 			c.entries = entries
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("opening stat cache: %w", err)
+	case !errors.Is(err, fs.ErrNotExist):
+		c.loadErr = fmt.Errorf("opening stat cache: %w", err)
 	}
-	return c, nil
+}
+
+// wait waits for load and returns its error.
+func (c *StatCache) wait() error {
+	<-c.loaded
+	return c.loadErr
 }
 
 // Stats returns the hit and miss counts since OpenStatCache.
@@ -106,6 +128,9 @@ func (c *StatCache) Stats() StatStats {
 // content (from the recorded digest when the stat is unchanged), symlinks
 // by target, directories and other files by type, mode and owner only.
 func (c *StatCache) Digest(f File) (string, error) {
+	if err := c.wait(); err != nil {
+		return "", err
+	}
 	st, err := statOf(f)
 	if err != nil {
 		return "", err
@@ -165,6 +190,7 @@ func statOf(f File) (*syscall.Stat_t, error) {
 
 // lookup returns the recorded content digest of abs if its stat matches.
 func (c *StatCache) lookup(abs string, st *syscall.Stat_t) ([sha256.Size]byte, bool) {
+	<-c.loaded
 	c.mu.RLock()
 	e, ok := c.entries[abs]
 	c.mu.RUnlock()
@@ -253,6 +279,9 @@ func fileDigest(st *syscall.Stat_t, content []byte, target string) string {
 // Save writes the cache if it changed: temp file, fsync, rename. Entries
 // unused for 30 days are dropped.
 func (c *StatCache) Save() error {
+	if c.wait() != nil {
+		return nil // not read, so not overwritten
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty {
@@ -369,6 +398,9 @@ const hashWorkers = 4
 // parallel chunks, as lstat dominates when File.Info is nil); the others
 // are read by a small pool of workers.
 func DigestFiles(ctx context.Context, c *StatCache, files []File) ([]FileDigest, error) {
+	if err := c.wait(); err != nil {
+		return nil, err
+	}
 	out := make([]FileDigest, len(files))
 	const chunk = 2048
 	nchunks := (len(files) + chunk - 1) / chunk

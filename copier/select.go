@@ -100,12 +100,13 @@ type selector struct {
 	include *patternmatcher.PatternMatcher
 	comps   []string
 	noGit   bool // skip entries named .git (a checkout without --keep-git-dir)
-	// readDir lists a directory: os.ReadDir, or a test's spy.
-	readDir func(string) ([]fs.DirEntry, error)
+	// onRead, when set (by a test), is called with each directory the
+	// walk reads, from the goroutine that reads it.
+	onRead func(dir string)
 }
 
 func newSelector(req Request) (*selector, error) {
-	s := &selector{root: req.SrcRoot, ignore: req.Ignore, readDir: os.ReadDir}
+	s := &selector{root: req.SrcRoot, ignore: req.Ignore}
 	if len(req.Exclude) > 0 {
 		pm, err := patternmatcher.New(req.Exclude)
 		if err != nil {
@@ -312,17 +313,17 @@ func (s *selector) one(name string, match int, wildcard bool) ([]Source, error) 
 	if !fi.IsDir() {
 		return []Source{top}, nil
 	}
-	below, err := s.walk(top, p, rel, "", st)
-	if err != nil {
+	out := []Source{top}
+	if err := s.walk(&out, top, p, rel, st); err != nil {
 		return nil, err
 	}
-	if excluded && len(below) == 0 {
+	if excluded && len(out) == 1 {
 		if wildcard {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("source %q is excluded by .dockerignore: %w", name, fs.ErrNotExist)
 	}
-	return append([]Source{top}, below...), nil
+	return out, nil
 }
 
 // state carries a directory's pattern results to its entries.
@@ -335,30 +336,30 @@ type state struct {
 // walk it (a directory that is not kept is walked when an exception, or
 // the --parents pattern, could keep something below it; it is then kept
 // with what is).
-func (s *selector) judge(rel, sub string, dir bool, parent state) (keep, walk bool, st state, err error) {
+func (s *selector) judge(pm *matchers, rel, sub string, dir bool, parent state) (keep, walk bool, st state, err error) {
 	keep, walk = true, dir
 	if s.noGit && path.Base(sub) == ".git" {
 		return false, false, st, nil
 	}
 	var m bool
-	if s.ignore != nil {
-		if m, st.ignore, err = s.ignore.MatchesUsingParentResults(rel, parent.ignore); err != nil {
+	if pm.ignore != nil {
+		if m, st.ignore, err = pm.ignore.MatchesUsingParentResults(rel, parent.ignore); err != nil {
 			return false, false, st, fmt.Errorf("matching .dockerignore: %w", err)
 		}
 		if m {
-			keep, walk = false, walk && s.ignore.Exclusions()
+			keep, walk = false, walk && pm.ignore.Exclusions()
 		}
 	}
-	if s.exclude != nil {
-		if m, st.exclude, err = s.exclude.MatchesUsingParentResults(sub, parent.exclude); err != nil {
+	if pm.exclude != nil {
+		if m, st.exclude, err = pm.exclude.MatchesUsingParentResults(sub, parent.exclude); err != nil {
 			return false, false, st, fmt.Errorf("matching --exclude: %w", err)
 		}
 		if m {
-			keep, walk = false, walk && s.exclude.Exclusions()
+			keep, walk = false, walk && pm.exclude.Exclusions()
 		}
 	}
-	if s.include != nil {
-		if m, st.include, err = s.include.MatchesUsingParentResults(sub, parent.include); err != nil {
+	if pm.include != nil {
+		if m, st.include, err = pm.include.MatchesUsingParentResults(sub, parent.include); err != nil {
 			return false, false, st, fmt.Errorf("matching source pattern: %w", err)
 		}
 		if !m {
@@ -384,50 +385,4 @@ func (s *selector) mayInclude(sub string) bool {
 		}
 	}
 	return true
-}
-
-// walk lists the directory dir (rel from the root, sub from the match).
-func (s *selector) walk(top Source, dir, rel, sub string, parent state) ([]Source, error) {
-	ents, err := s.readDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading source directory %s: %w", rel, err)
-	}
-	var out []Source
-	for _, e := range ents {
-		src := Source{
-			Match: top.Match, Name: top.Name,
-			Sub:  path.Join(sub, e.Name()),
-			Rel:  path.Join(rel, e.Name()),
-			Path: filepath.Join(dir, e.Name()),
-		}
-		keep, walk, st, err := s.judge(src.Rel, src.Sub, e.IsDir(), parent)
-		if err != nil {
-			return nil, err
-		}
-		if !keep && !walk {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return nil, fmt.Errorf("reading source %s: %w", src.Rel, err)
-		}
-		if fi.Mode()&fs.ModeSocket != 0 {
-			continue
-		}
-		src.Info = fi
-		if !fi.IsDir() {
-			out = append(out, src)
-			continue
-		}
-		below, err := s.walk(top, src.Path, src.Rel, src.Sub, st)
-		if err != nil {
-			return nil, err
-		}
-		if !keep && len(below) == 0 {
-			continue
-		}
-		out = append(out, src)
-		out = append(out, below...)
-	}
-	return out, nil
 }

@@ -3,11 +3,10 @@ package copier
 import (
 	"context"
 	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moby/patternmatcher"
@@ -207,11 +206,15 @@ func TestSelectPrunes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var read []string
-			s.readDir = func(dir string) ([]fs.DirEntry, error) {
+			var (
+				mu   sync.Mutex
+				read []string
+			)
+			s.onRead = func(dir string) {
 				rel, _ := filepath.Rel(src, dir)
+				mu.Lock()
 				read = append(read, rel)
-				return os.ReadDir(dir)
+				mu.Unlock()
 			}
 			if req.Parents {
 				_, err = s.parents(req.Sources[0], 0)
