@@ -16,6 +16,13 @@ import (
 // the live heap is well below it.
 const memoryTarget = 40 << 20
 
+// firstGCPercent is GOGC until the first collection. With the default of
+// 100 that comes at 4 MiB and is followed by one every few MiB while the
+// heap grows: a no-op rebuild of 10,000 files collected six times in 130
+// ms. With 400 the first comes at 16 MiB; afterwards GOGC is 100 again,
+// so a long build's peak does not change.
+const firstGCPercent = 400
+
 // softMemoryLimit sets memoryTarget and lifts it again for good once the
 // live heap passes three quarters of it: a build that needs more memory
 // must not spend its time collecting.
@@ -25,6 +32,10 @@ func softMemoryLimit() {
 	}
 	debug.SetMemoryLimit(memoryTarget)
 	armLiveHeapCheck()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(firstGCPercent)
+		runtime.SetFinalizer(new([16]byte), func(*[16]byte) { debug.SetGCPercent(100) })
+	}
 }
 
 // armLiveHeapCheck runs its check after the next collection (the
