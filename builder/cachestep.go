@@ -15,9 +15,11 @@ import (
 	"github.com/lading-build/lading/store"
 )
 
-// keyVersion changes whenever what goes into step keys changes, so old
-// records stop matching instead of being trusted wrongly.
-const keyVersion = "lading-step-v2"
+// keyVersion changes whenever what goes into step keys changes, or the
+// layers steps write, so old records stop matching instead of being
+// trusted wrongly (or giving other digests than a cold build). v3: a
+// COPY layer starts with the destination's entries.
+const keyVersion = "lading-step-v3"
 
 // cacheFor returns the cache the stage may use, nil when caching is off
 // for it (--no-cache, or --no-cache-filter naming it).

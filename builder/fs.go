@@ -141,26 +141,24 @@ func (b *build) layerOf(ctx context.Context, name string, spec layerSpec) (v1.La
 	return b.diffLayer(ctx, name, spec.split, nil)
 }
 
-// diffLayer writes the diff of snapshot name, with split's entries in a
-// gzip member of their own, copied from reuse when it is not nil.
+// diffLayer writes the diff of snapshot name, with split's entries in the
+// layer's first gzip member, copied from reuse when it is not nil.
 func (b *build) diffLayer(ctx context.Context, name, split string, reuse *cache.ContentPart) (v1.Layer, *cache.ContentPart, error) {
-	cuts := 0
-	layer, last, err := b.writeLayer(ctx, func(lw *image.LayerWriter) error {
+	layer, head, err := b.writeLayer(ctx, func(lw *image.LayerWriter) error {
 		opts := snapshot.DiffOptions{Epoch: b.opts.Epoch, Split: split, OmitSplit: reuse != nil}
-		if split != "" {
-			opts.Cut = func() error {
-				cuts++
-				return lw.Cut()
+		switch {
+		case reuse != nil:
+			p := image.Part{Size: reuse.Size, Digest: reuse.Digest, TarSize: reuse.TarSize, TarState: reuse.TarState}
+			if err := lw.Splice(ctx, reuse.Blob, p); err != nil {
+				return err
 			}
+		case split != "":
+			lw.KeepHead()
+			opts.Cut = lw.Cut
 		}
-		if err := b.opts.Snapshots.Diff(ctx, name, lw, opts); err != nil || reuse == nil {
-			return err
-		}
-		cuts = 1
-		return lw.Splice(ctx, reuse.Blob, image.Part{Offset: reuse.Offset, Size: reuse.Size, TarDigest: reuse.TarDigest})
+		return b.opts.Snapshots.Diff(ctx, name, lw, opts)
 	})
-	if err != nil || layer == nil || split == "" || cuts != 1 || last == nil {
-		// One cut only: the split's entries are the blob's last member.
+	if err != nil || layer == nil || split == "" || head == nil {
 		return layer, nil, err
 	}
 	d, err := layer.Digest()
@@ -168,13 +166,14 @@ func (b *build) diffLayer(ctx context.Context, name, split string, reuse *cache.
 		return nil, nil, err
 	}
 	return layer, &cache.ContentPart{
-		Blob: d.String(), Offset: last.Offset, Size: last.Size, TarDigest: last.TarDigest, Epoch: b.opts.Epoch,
+		Blob: d.String(), Size: head.Size, Digest: head.Digest, TarSize: head.TarSize, TarState: head.TarState,
+		Epoch: b.opts.Epoch,
 	}, nil
 }
 
 // writeLayer writes the layer tar diff writes into a compressed store
-// layer and returns it with where its last gzip member is; nil when the
-// tar is empty.
+// layer and returns it with its first gzip member (see
+// image.LayerWriter.Commit); nil when the tar is empty.
 func (b *build) writeLayer(ctx context.Context, diff func(lw *image.LayerWriter) error) (v1.Layer, *image.Part, error) {
 	lw, err := image.NewLayerWriter(b.opts.Store)
 	if err != nil {

@@ -18,17 +18,18 @@ import (
 // snapshot pruned) is simply not used.
 
 // A ContentPart locates the copy's files in a layer blob written from
-// the snapshot: the blob's last gzip member, at Offset, Size bytes long,
-// holding the tar entries of the copy's destination (and the tar's end)
-// whose digest is TarDigest, written with SOURCE_DATE_EPOCH Epoch. A
-// later layer holding the same files copies that member instead of
-// compressing them again.
+// the snapshot: the blob's first gzip member, Size bytes whose sha256 is
+// Digest, holding the tar entries of the copy's destination (TarSize
+// bytes, after which the layer's diffID hash has state TarState),
+// written with SOURCE_DATE_EPOCH Epoch. A later layer holding the same
+// files copies that member instead of compressing them again.
 type ContentPart struct {
-	Blob      string `json:"blob"`
-	Offset    int64  `json:"offset"`
-	Size      int64  `json:"size"`
-	TarDigest string `json:"tarDigest"`
-	Epoch     *int64 `json:"epoch,omitempty"`
+	Blob     string `json:"blob"`
+	Size     int64  `json:"size"`
+	Digest   string `json:"digest"`
+	TarSize  int64  `json:"tarSize"`
+	TarState []byte `json:"tarState"`
+	Epoch    *int64 `json:"epoch,omitempty"`
 }
 
 // SameEpoch reports whether the part was written with epoch.
@@ -36,9 +37,11 @@ func (p *ContentPart) SameEpoch(epoch *int64) bool {
 	return (p.Epoch == nil) == (epoch == nil) && (epoch == nil || *p.Epoch == *epoch)
 }
 
+// contentEntry is what content/<hex> holds. Head was "part" when the
+// copy's files were the blob's last member: such an entry gives no part.
 type contentEntry struct {
 	Snapshot string       `json:"snapshot"`
-	Part     *ContentPart `json:"part,omitempty"`
+	Head     *ContentPart `json:"head,omitempty"`
 }
 
 // PutContent records that snapshot holds the output of the copy keyed by
@@ -48,7 +51,7 @@ func (c *Cache) PutContent(key, snapshot string, part *ContentPart) error {
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(contentEntry{Snapshot: snapshot, Part: part})
+	data, err := json.Marshal(contentEntry{Snapshot: snapshot, Head: part})
 	if err != nil {
 		return err
 	}
@@ -78,5 +81,5 @@ func (c *Cache) Content(key string) (string, *ContentPart, bool) {
 	} else {
 		e.Snapshot = strings.TrimSpace(string(b))
 	}
-	return e.Snapshot, e.Part, e.Snapshot != ""
+	return e.Snapshot, e.Head, e.Snapshot != ""
 }

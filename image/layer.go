@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -50,9 +51,11 @@ func WriteLayer(ctx context.Context, s *store.Store, tarStream io.Reader) (v1.La
 // A LayerWriter gzips an uncompressed layer tar, written to it, into a
 // store blob while hashing both streams. The blob is one gzip member, or
 // several when Cut is called between tar entries (a gzip stream may hold
-// any number of members, and readers concatenate them). A later layer
-// that ends with the same entries can then copy the last member (Splice)
-// instead of compressing them again.
+// any number of members, and readers concatenate them). When the layer
+// starts with the same entries as an earlier one (a COPY's files), the
+// earlier blob's first member is copied (Splice) instead of compressed
+// again, and the diffID's hash resumes from its state after them, so the
+// member is not even decompressed.
 //
 // A member is compressed in the writer's goroutine while it is under
 // parallelThreshold bytes, and in parallel blocks on every CPU once it is
@@ -64,23 +67,26 @@ type LayerWriter struct {
 	diff hash.Hash // the whole tar
 	size int64     // tar bytes so far
 	// The member being written: its tar bytes are buffered in head until
-	// they reach parallelThreshold, and hashed into part once Cut was
-	// called (a layer never cut has no part anyone locates).
-	part    hash.Hash
-	cut     bool
-	start   int64
-	head    []byte
-	pz      *pgzip.Writer
-	last    *Part // the last member ended
-	spliced bool
+	// they reach parallelThreshold.
+	start int64
+	head  []byte
+	pz    *pgzip.Writer
+	// headHash hashes the compressed bytes of the first member (after
+	// KeepHead) until a Cut ends it; first then describes it.
+	headHash hash.Hash
+	first    *Part
+	members  int // members ended
 }
 
-// A Part locates one gzip member of a layer blob: its Offset and Size in
-// the blob, and the digest of the tar bytes it decompresses to ("" for a
-// member written before the first Cut, which nothing locates).
+// A Part describes a layer blob's first gzip member: its Size in bytes
+// and their Digest, the TarSize bytes of tar it decompresses to, and
+// TarState, the layer's diffID hash (sha256) after them
+// (encoding.BinaryMarshaler form).
 type Part struct {
-	Offset, Size int64
-	TarDigest    string
+	Size     int64
+	Digest   string
+	TarSize  int64
+	TarState []byte
 }
 
 // NewLayerWriter starts a layer blob in s. Commit stores it; Close
@@ -90,18 +96,27 @@ func NewLayerWriter(s *store.Store) (*LayerWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
-	return &LayerWriter{s: s, bw: bw, diff: sha256.New(), part: sha256.New()}, nil
+	return &LayerWriter{s: s, bw: bw, diff: sha256.New()}, nil
+}
+
+// KeepHead makes Commit describe the blob's first member (see Part),
+// for a later Splice. Call it before writing.
+func (w *LayerWriter) KeepHead() { w.headHash = sha256.New() }
+
+// blobSink is where members are compressed to: the blob, and while the
+// first member is kept, its hash.
+type blobSink struct{ w *LayerWriter }
+
+func (b blobSink) Write(p []byte) (int, error) {
+	if b.w.headHash != nil {
+		b.w.headHash.Write(p)
+	}
+	return b.w.bw.Write(p)
 }
 
 // Write adds tar bytes to the current member.
 func (w *LayerWriter) Write(p []byte) (int, error) {
-	if w.spliced {
-		return 0, errors.New("writing layer: write after a spliced last part")
-	}
 	w.diff.Write(p)
-	if w.cut {
-		w.part.Write(p)
-	}
 	w.size += int64(len(p))
 	if w.pz != nil {
 		return w.pz.Write(p)
@@ -110,7 +125,7 @@ func (w *LayerWriter) Write(p []byte) (int, error) {
 		w.head = append(w.head, p...)
 		return len(p), nil
 	}
-	pz, err := pgzip.NewWriterLevel(w.bw, CompressionLevel)
+	pz, err := pgzip.NewWriterLevel(blobSink{w}, CompressionLevel)
 	if err == nil {
 		err = pz.SetConcurrency(parallelBlock, goruntime.NumCPU())
 	}
@@ -131,15 +146,19 @@ func (w *LayerWriter) TarSize() int64 { return w.size }
 // Cut ends the current member, if anything was written to it: what is
 // written next starts a new one. Call it between tar entries.
 func (w *LayerWriter) Cut() error {
-	if w.spliced {
-		return errors.New("writing layer: cut after a spliced last part")
+	if w.pz == nil && len(w.head) == 0 {
+		return nil
 	}
-	if w.pz != nil || len(w.head) > 0 {
-		if err := w.endMember(); err != nil {
-			return err
-		}
+	keep := w.headHash != nil && w.members == 0
+	if err := w.endMember(); err != nil || !keep {
+		return err
 	}
-	w.cut = true // the members from here on are hashed
+	state, err := w.diff.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("writing layer: %w", err)
+	}
+	w.first = &Part{Size: w.start, Digest: sumOf(w.headHash), TarSize: w.size, TarState: state}
+	w.headHash = nil
 	return nil
 }
 
@@ -152,7 +171,7 @@ func (w *LayerWriter) endMember() error {
 			return fmt.Errorf("writing layer: %w", err)
 		}
 	} else {
-		gz, err := gzip.NewWriterLevel(w.bw, CompressionLevel)
+		gz, err := gzip.NewWriterLevel(blobSink{w}, CompressionLevel)
 		if err == nil {
 			_, err = gz.Write(w.head)
 		}
@@ -164,71 +183,55 @@ func (w *LayerWriter) endMember() error {
 		}
 		w.head = w.head[:0]
 	}
-	end := w.bw.Size()
-	w.last = &Part{Offset: w.start, Size: end - w.start}
-	if w.cut {
-		w.last.TarDigest = sumOf(w.part)
-	}
-	w.start = end
-	w.part.Reset()
+	w.members++
+	w.start = w.bw.Size()
 	return nil
 }
 
 func sumOf(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
 
-// Splice ends the current member and appends, as the layer's last
-// member, the bytes p locates in the store blob src. They must
-// decompress to p.TarDigest: nothing stored is used unchecked. Nothing
-// can be written after it.
+// Splice starts the layer with the first member of the store blob src,
+// which p describes (Commit's Part for it): its bytes are copied, and
+// must hash to p.Digest (nothing stored is used unchecked); the tar they
+// hold is not read again, the diffID's hash resuming from p.TarState.
+// Call it before writing anything.
 func (w *LayerWriter) Splice(ctx context.Context, src string, p Part) error {
-	if err := w.Cut(); err != nil {
-		return err
+	if w.size != 0 || w.members != 0 {
+		return errors.New("reusing a layer part: the layer has begun")
 	}
 	f, err := w.s.OpenBlob(src)
 	if err != nil {
 		return fmt.Errorf("reusing a layer part: %w", err)
 	}
 	defer f.Close()
-	// The member's bytes go into the blob and, decompressed, into the
-	// layer's and the part's hashes.
-	pr, pw := io.Pipe()
-	unzipped := make(chan error, 1)
-	go func() {
-		zr, err := gzip.NewReader(pr)
-		if err == nil {
-			var n int64
-			n, err = io.Copy(io.MultiWriter(w.diff, w.part), zr)
-			w.size += n
-		}
-		pr.CloseWithError(err)
-		unzipped <- err
-	}()
-	// Large reads: fewer writes to the blob and hand-offs to the reader.
+	h := sha256.New()
+	// Large reads: fewer writes to the blob.
 	buf := make([]byte, 256<<10)
-	n, err := io.CopyBuffer(io.MultiWriter(w.bw, pw), ctxReader{ctx, io.NewSectionReader(f, p.Offset, p.Size)}, buf)
-	pw.CloseWithError(err)
-	if uerr := <-unzipped; err == nil {
-		err = uerr
-	}
-	if err == nil && n != p.Size {
+	n, err := io.CopyBuffer(io.MultiWriter(w.bw, h), ctxReader{ctx, io.NewSectionReader(f, 0, p.Size)}, buf)
+	switch {
+	case err != nil:
+	case n != p.Size:
 		err = fmt.Errorf("blob %s is shorter than the part it should hold", src)
-	}
-	if got := sumOf(w.part); err == nil && got != p.TarDigest {
-		err = fmt.Errorf("part of blob %s decompresses to %s, not %s", src, got, p.TarDigest)
+	case sumOf(h) != p.Digest:
+		err = fmt.Errorf("the first %d bytes of blob %s are not the part recorded", p.Size, src)
+	default:
+		err = w.diff.(encoding.BinaryUnmarshaler).UnmarshalBinary(p.TarState)
 	}
 	if err != nil {
 		return fmt.Errorf("reusing a layer part: %w", err)
 	}
-	w.last = &Part{Offset: w.start, Size: n, TarDigest: p.TarDigest}
-	w.start += n
-	w.spliced = true
+	w.size = p.TarSize
+	w.first = &p
+	w.headHash = nil
+	w.members = 1
+	w.start = n
 	return nil
 }
 
 // Commit ends the last member and stores the blob. It returns the layer
-// and where its last member is in the blob.
+// and, after KeepHead or Splice, what its first member is.
 func (w *LayerWriter) Commit() (v1.Layer, *Part, error) {
-	if !w.spliced && (w.pz != nil || len(w.head) > 0 || w.last == nil) {
+	if w.pz != nil || len(w.head) > 0 || w.members == 0 {
 		// An empty tar still gets its (empty) member.
 		if err := w.endMember(); err != nil {
 			return nil, nil, err
@@ -243,11 +246,19 @@ func (w *LayerWriter) Commit() (v1.Layer, *Part, error) {
 		return nil, nil, fmt.Errorf("writing layer: %w", err)
 	}
 	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.diff.Sum(nil))}
-	return StoreLayer(w.s, digest, diffID, size, types.OCILayer), w.last, nil
+	return StoreLayer(w.s, digest, diffID, size, types.OCILayer), w.first, nil
 }
 
-// Close discards the blob unless it was committed.
-func (w *LayerWriter) Close() error { return w.bw.Close() }
+// Close discards the blob unless it was committed. A member still being
+// compressed in parallel is ended first: its goroutines write to the
+// blob.
+func (w *LayerWriter) Close() error {
+	if w.pz != nil {
+		_ = w.pz.Close()
+		w.pz = nil
+	}
+	return w.bw.Close()
+}
 
 // ctxReader stops a copy once ctx is done.
 type ctxReader struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -47,38 +48,41 @@ func entries(t *testing.T, dirTime int64, files bool) []byte {
 	return buf.Bytes()
 }
 
-// TestLayerWriterParts writes a layer in two gzip members, then a second
-// layer with other leading entries whose last member is spliced from the
-// first: both must be layers every reader takes, with the right digests,
-// and a splice must give the blob writing the same bytes gives.
+// TestLayerWriterParts writes a layer whose first gzip member holds a
+// COPY's files, then a second layer with other trailing entries whose
+// first member is spliced from the first: both must be layers every
+// reader takes, with the right digests, and a splice must give the blob
+// writing the same bytes gives.
 func TestLayerWriterParts(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
 	end := make([]byte, 1024)
-	files := append(entries(t, 0, true), end...)
-	write := func(head []byte, splice *Part, from string) ([]byte, *Part) {
+	files := entries(t, 0, true)
+	write := func(rest []byte, splice *Part, from string) ([]byte, *Part) {
 		t.Helper()
 		w, err := NewLayerWriter(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer w.Close()
-		if _, err := w.Write(head); err != nil {
-			t.Fatal(err)
-		}
 		if splice != nil {
 			if err := w.Splice(ctx, from, *splice); err != nil {
 				t.Fatal(err)
 			}
 		} else {
-			if err := w.Cut(); err != nil {
-				t.Fatal(err)
-			}
+			w.KeepHead()
 			if _, err := w.Write(files); err != nil {
 				t.Fatal(err)
 			}
+			if err := w.Cut(); err != nil {
+				t.Fatal(err)
+			}
 		}
-		want := append(append([]byte(nil), head...), files...)
+		rest = append(append([]byte(nil), rest...), end...)
+		if _, err := w.Write(rest); err != nil {
+			t.Fatal(err)
+		}
+		want := append(append([]byte(nil), files...), rest...)
 		if w.TarSize() != int64(len(want)) {
 			t.Errorf("TarSize = %d, want %d", w.TarSize(), len(want))
 		}
@@ -112,46 +116,48 @@ func TestLayerWriterParts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The last member alone decompresses to the files.
-		if part == nil || part.Offset+part.Size != int64(len(blob)) {
+		// The first member alone decompresses to the files.
+		if part == nil || part.Size >= int64(len(blob)) || part.TarSize != int64(len(files)) {
 			t.Fatalf("part %+v of a %d-byte blob", part, len(blob))
 		}
-		zr, err := gzip.NewReader(bytes.NewReader(blob[part.Offset:]))
+		if part.Digest != sha(blob[:part.Size]).String() {
+			t.Errorf("part digest %s, want %s", part.Digest, sha(blob[:part.Size]))
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(blob[:part.Size]))
 		if err != nil {
 			t.Fatal(err)
 		}
+		zr.Multistream(false)
 		got, err := io.ReadAll(zr)
-		if err != nil || !bytes.Equal(got, files) || part.TarDigest != sha(files).String() {
-			t.Fatalf("last member: %d bytes (%v), digest %s; want %d bytes, %s", len(got), err, part.TarDigest, len(files), sha(files))
+		if err != nil || !bytes.Equal(got, files) {
+			t.Fatalf("first member: %d bytes (%v), want %d", len(got), err, len(files))
 		}
 		return blob, part
 	}
 	first, part := write(entries(t, 100, false), nil, "")
 	firstDigest := sha(first).String()
 
-	// Another head, the files spliced from the first blob.
+	// Other trailing entries, the files spliced from the first blob.
 	second, part2 := write(entries(t, 200, false), part, firstDigest)
-	if !bytes.Equal(second[part2.Offset:], first[part.Offset:]) {
+	if !bytes.Equal(second[:part2.Size], first[:part.Size]) || !reflect.DeepEqual(part2, part) {
 		t.Error("the spliced member differs from the one it came from")
 	}
-	// The first head again, spliced: the very blob writing gave.
+	// The first's entries again, spliced: the very blob writing gave.
 	again, _ := write(entries(t, 100, false), part, sha(second).String())
 	if !bytes.Equal(again, first) {
 		t.Error("splicing gave another blob than writing the same tar")
 	}
 
-	// A part that does not decompress to its digest is refused, and
-	// nothing is left behind.
+	// A part whose bytes do not hash to its digest, or whose hash state
+	// is not one, is refused, and nothing is left behind.
 	for _, bad := range []Part{
-		{Offset: part.Offset, Size: part.Size, TarDigest: sha([]byte("other")).String()},
-		{Offset: part.Offset, Size: part.Size - 1, TarDigest: part.TarDigest},
-		{Offset: part.Offset + 1, Size: part.Size - 1, TarDigest: part.TarDigest},
+		{Size: part.Size, Digest: sha([]byte("other")).String(), TarSize: part.TarSize, TarState: part.TarState},
+		{Size: part.Size - 1, Digest: part.Digest, TarSize: part.TarSize, TarState: part.TarState},
+		{Size: int64(len(first)) + 1, Digest: part.Digest, TarSize: part.TarSize, TarState: part.TarState},
+		{Size: part.Size, Digest: part.Digest, TarSize: part.TarSize, TarState: []byte("not a state")},
 	} {
 		w, err := NewLayerWriter(s)
 		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(entries(t, 300, false)); err != nil {
 			t.Fatal(err)
 		}
 		err = w.Splice(ctx, firstDigest, bad)
@@ -160,6 +166,18 @@ func TestLayerWriterParts(t *testing.T) {
 		}
 		w.Close()
 	}
+	// A splice comes first.
+	w, err := NewLayerWriter(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(files); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Splice(ctx, firstDigest, *part); err == nil {
+		t.Error("a splice after a write was taken")
+	}
+	w.Close()
 	if left, _ := os.ReadDir(s.Path("tmp")); len(left) != 0 {
 		t.Errorf("temp files left: %d", len(left))
 	}

@@ -20,11 +20,16 @@ import (
 // layerWriter streams a layer tar: clean, deterministic headers, hardlinks
 // folded to the first path written, mtimes clamped.
 type layerWriter struct {
-	ctx     context.Context
-	tw      *tar.Writer
-	epoch   *int64
-	exclude map[string]bool
-	links   map[[2]uint64]string
+	ctx context.Context
+	// tw is where entries go: main, the tar written to the caller, or
+	// (split) rest.
+	tw, main *tar.Writer
+	out      io.Writer // under main
+	epoch    *int64
+	exclude  map[string]bool
+	// links maps a hardlinked file to the first path written in the part
+	// of tw (mainLinks or restLinks): a link names a path before it.
+	links, mainLinks, restLinks map[[2]uint64]string
 	// pending holds unchanged directories on the current path, written
 	// only when something below them is (tree diff).
 	pending []pendingDir
@@ -38,11 +43,14 @@ type layerWriter struct {
 	buf []byte
 	// The split part (DiffOptions.Split): its path relative to the root
 	// ("" for the whole tree), whether a split was asked for, and whether
-	// the entries being written are in it.
-	split            string
-	splitOn, inSplit bool
-	cut              func() error
-	omit             bool
+	// an entry in it was met. The other entries are held in rest (unless
+	// omit) until the split part is written.
+	split             string
+	splitOn, sawSplit bool
+	cut               func() error
+	omit              bool
+	rest              *tar.Writer
+	restBuf           bytes.Buffer
 }
 
 type pendingDir struct {
@@ -60,12 +68,14 @@ type child struct {
 
 func newLayerWriter(ctx context.Context, w io.Writer, opts DiffOptions) *layerWriter {
 	lw := &layerWriter{
-		ctx:     ctx,
-		tw:      tar.NewWriter(w),
-		epoch:   opts.Epoch,
-		exclude: map[string]bool{},
-		links:   map[[2]uint64]string{},
+		ctx:       ctx,
+		main:      tar.NewWriter(w),
+		out:       w,
+		epoch:     opts.Epoch,
+		exclude:   map[string]bool{},
+		mainLinks: map[[2]uint64]string{},
 	}
+	lw.tw, lw.links = lw.main, lw.mainLinks
 	for _, p := range opts.Exclude {
 		if c := path.Clean("/" + p)[1:]; c != "" {
 			lw.exclude[c] = true
@@ -74,6 +84,9 @@ func newLayerWriter(ctx context.Context, w io.Writer, opts DiffOptions) *layerWr
 	if opts.Split != "" {
 		lw.splitOn, lw.split = true, path.Clean("/" + opts.Split)[1:]
 		lw.cut, lw.omit = opts.Cut, opts.OmitSplit
+		if !lw.omit {
+			lw.rest, lw.restLinks = tar.NewWriter(&lw.restBuf), map[[2]uint64]string{}
+		}
 	}
 	return lw
 }
@@ -83,42 +96,46 @@ func (lw *layerWriter) underSplit(rel string) bool {
 	return lw.splitOn && (lw.split == "" || rel == lw.split || strings.HasPrefix(rel, lw.split+"/"))
 }
 
-// at runs before the entry named rel is written: it ends the tar's
-// current part when the entry enters or leaves the split part.
+// at runs before the entry named rel is written: with a split, it
+// directs the entry to the part it belongs to.
 func (lw *layerWriter) at(rel string) error {
 	if !lw.splitOn {
 		return nil
 	}
 	in := lw.underSplit(rel)
-	if in == lw.inSplit {
-		return nil
+	lw.sawSplit = lw.sawSplit || in
+	if lw.omit || in {
+		lw.tw, lw.links = lw.main, lw.mainLinks
+	} else {
+		lw.tw, lw.links = lw.rest, lw.restLinks
 	}
-	if lw.omit && !in {
-		return ErrSplit // an entry after the part left out
-	}
-	lw.inSplit = in
-	if lw.omit {
-		return nil
-	}
-	if err := lw.tw.Flush(); err != nil {
-		return err
-	}
-	if lw.cut == nil {
-		return nil
-	}
-	return lw.cut()
+	return nil
 }
 
-// end finishes the tar: its end blocks, or (OmitSplit) only the padding
-// of the last entry, the part left out supplying the rest.
+// end finishes the tar. With a split, the split part was written first:
+// Cut is called after it (when it holds anything), then the other
+// entries and the tar's end follow.
 func (lw *layerWriter) end() error {
-	if !lw.omit {
-		return lw.tw.Close()
+	switch {
+	case lw.omit && !lw.sawSplit:
+		return ErrSplit // nothing at the split
+	case lw.rest != nil:
+		if err := lw.main.Flush(); err != nil {
+			return err
+		}
+		if lw.sawSplit && lw.cut != nil {
+			if err := lw.cut(); err != nil {
+				return err
+			}
+		}
+		if err := lw.rest.Flush(); err != nil {
+			return err
+		}
+		if _, err := lw.out.Write(lw.restBuf.Bytes()); err != nil {
+			return err
+		}
 	}
-	if !lw.inSplit {
-		return ErrSplit // nothing at the split (leaving it failed in at)
-	}
-	return lw.tw.Flush()
+	return lw.main.Close()
 }
 
 func (lw *layerWriter) mtime(sec int64) time.Time {
@@ -356,7 +373,7 @@ func writeTreeDiff(ctx context.Context, upper, lower string, copied *unix.Timesp
 	if err != nil {
 		return err
 	}
-	return lw.tw.Close()
+	return lw.end()
 }
 
 func (lw *layerWriter) compare(upper, lower, rel string) error {

@@ -90,18 +90,21 @@ type DiffOptions struct {
 	Exclude []string
 	// Split, when not "", is an absolute path inside the snapshot (a
 	// COPY's destination) whose entries form a part of the layer of their
-	// own: Cut is called before the first of them is written, and again
-	// should any entry outside it follow.
+	// own, at its start: they are written first, then Cut is called
+	// (when there were any), then the other entries (the destination's
+	// parent directories) and the tar's end follow. Readers do not need
+	// a directory's entry before what is in it. The part's bytes depend
+	// only on what is at Split, so an identical part of an earlier layer
+	// can be copied instead of written (see OmitSplit).
 	Split string
 	Cut   func() error
 	// OmitSplit (with Split, and only for snapshots Diff writes from an
-	// overlay upper directory) leaves out the entries at and below Split
-	// and the tar's end, which the caller appends itself (an earlier
-	// layer's identical part). Diff fails with ErrSplit when nothing is at
-	// Split or anything would follow it.
+	// overlay upper directory) leaves out the entries at and below Split,
+	// which the caller wrote before (an earlier layer's identical part).
+	// Diff fails with ErrSplit when nothing is at Split.
 	OmitSplit bool
 }
 
 // ErrSplit is returned by Diff with DiffOptions.OmitSplit when the split
-// part cannot be left out: it is missing, or is not the end of the layer.
-var ErrSplit = errors.New("the layer's split part is missing or not at its end")
+// part cannot be left out: nothing is at Split.
+var ErrSplit = errors.New("the layer's split part is missing")
