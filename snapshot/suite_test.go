@@ -463,6 +463,11 @@ func testSplit(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
 		writeFile(t, filepath.Join(root, "app/b/x"), "x", 0o644)
 		writeFile(t, filepath.Join(root, "app/b/sub/y"), "y", 0o644)
 		writeFile(t, filepath.Join(root, "app/a"), "a", 0o644)
+		// The same files at app/b in both trees, times included.
+		stamp := time.Unix(1700000000, 0)
+		for _, p := range []string{"app/b/sub/y", "app/b/x", "app/b/sub", "app/b"} {
+			must(t, os.Chtimes(filepath.Join(root, p), stamp, stamp))
+		}
 	}
 	commitTree(t, ctx, sn, work, "copy", "base", fill)
 	commitTree(t, ctx, sn, work, "more", "base", func(root string) {
