@@ -140,6 +140,9 @@ cpu_busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc
 run_timed() {
 	local logf=$1; shift
 	local t0 t1 c0 c1 rc=0 own
+	# Dirty pages of the run before (the other tool's, often) are written
+	# back first: on ext4 an fsync of the next run otherwise waits for them.
+	sync
 	c0=$(cpu_busy)
 	t0=$(now_ns)
 	/usr/bin/time -f '%M %U %S' -o "$W/rss" "$@" >"$logf" 2>&1 || rc=$?

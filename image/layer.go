@@ -199,6 +199,9 @@ func (w *LayerWriter) Splice(ctx context.Context, src string, p Part) error {
 	if w.size != 0 || w.members != 0 {
 		return errors.New("reusing a layer part: the layer has begun")
 	}
+	if p.Size <= 0 || p.TarSize <= 0 {
+		return fmt.Errorf("reusing a layer part: a part of %d bytes holding %d tar bytes", p.Size, p.TarSize)
+	}
 	f, err := w.s.OpenBlob(src)
 	if err != nil {
 		return fmt.Errorf("reusing a layer part: %w", err)

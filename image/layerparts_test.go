@@ -155,6 +155,7 @@ func TestLayerWriterParts(t *testing.T) {
 		{Size: part.Size - 1, Digest: part.Digest, TarSize: part.TarSize, TarState: part.TarState},
 		{Size: int64(len(first)) + 1, Digest: part.Digest, TarSize: part.TarSize, TarState: part.TarState},
 		{Size: part.Size, Digest: part.Digest, TarSize: part.TarSize, TarState: []byte("not a state")},
+		{Size: 0, Digest: sha(nil).String(), TarSize: part.TarSize, TarState: part.TarState},
 	} {
 		w, err := NewLayerWriter(s)
 		if err != nil {
