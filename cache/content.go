@@ -2,8 +2,11 @@ package cache
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/lading-build/lading/internal/atomicfile"
@@ -69,17 +72,51 @@ func (c *Cache) Content(key string) (string, *ContentPart, bool) {
 	if err != nil {
 		return "", nil, false
 	}
-	b, err := os.ReadFile(c.path("content", h))
-	if err != nil {
-		return "", nil, false
-	}
+	e, ok := readContent(c.path("content", h))
+	return e.Snapshot, e.Head, ok
+}
+
+// readContent reads a content entry; false when it is missing or
+// unreadable.
+func readContent(file string) (contentEntry, bool) {
 	var e contentEntry
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return e, false
+	}
 	if len(b) > 0 && b[0] == '{' {
 		if json.Unmarshal(b, &e) != nil {
-			return "", nil, false
+			return contentEntry{}, false
 		}
 	} else {
 		e.Snapshot = strings.TrimSpace(string(b))
 	}
-	return e.Snapshot, e.Head, e.Snapshot != ""
+	return e, e.Snapshot != ""
+}
+
+// PruneContent removes the content entries whose snapshot is gone
+// (exists says which are not) or that cannot be read, and returns how
+// many it removed. Run it with no build running (under the store's
+// collection lock).
+func (c *Cache) PruneContent(exists func(snapshot string) bool) (int, error) {
+	dir := c.path("content")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pruning copy content: %w", err)
+	}
+	n := 0
+	for _, d := range ents {
+		file := filepath.Join(dir, d.Name())
+		if e, ok := readContent(file); ok && exists(e.Snapshot) {
+			continue
+		}
+		if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("pruning copy content: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -229,3 +229,43 @@ func TestPruneBefore(t *testing.T) {
 		t.Errorf("left %v, want [D]", got)
 	}
 }
+
+// Content entries whose snapshot is gone, and unreadable ones, are
+// pruned; the others, old plain-name ones included, stay and still
+// answer.
+func TestPruneContent(t *testing.T) {
+	c := openTest(t)
+	part := &ContentPart{Blob: "sha256:b", Size: 10, Digest: "sha256:d", TarSize: 20, TarState: []byte("s")}
+	for name, snap := range map[string]string{"kept": "snapA", "gone": "snapB", "plain": "snapC"} {
+		if err := c.PutContent(testKey(name, 0), snap, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain, err := keyHex(testKey("plain", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.path("content", plain), []byte("snapC\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.path("content", "damaged"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.PruneContent(func(s string) bool { return s == "snapA" || s == "snapC" })
+	if err != nil || n != 2 {
+		t.Fatalf("PruneContent removed %d (%v), want 2", n, err)
+	}
+	if snap, got, ok := c.Content(testKey("kept", 0)); !ok || snap != "snapA" || got == nil || got.TarSize != 20 || string(got.TarState) != "s" {
+		t.Errorf("kept entry: %q %+v %v", snap, got, ok)
+	}
+	if snap, got, ok := c.Content(testKey("plain", 0)); !ok || snap != "snapC" || got != nil {
+		t.Errorf("plain entry: %q %+v %v", snap, got, ok)
+	}
+	if _, _, ok := c.Content(testKey("gone", 0)); ok {
+		t.Error("the entry of a gone snapshot is still there")
+	}
+	left, err := os.ReadDir(c.path("content"))
+	if err != nil || len(left) != 2 {
+		t.Errorf("content entries left: %d (%v), want 2", len(left), err)
+	}
+}

@@ -39,6 +39,7 @@ type Stats struct {
 	Records   int   // cache records
 	Snapshots int   // snapshots of pruned records
 	Swept     int   // snapshots no record used (base layers, leftovers)
+	Content   int   // copy content entries whose snapshot is gone
 	Mounts    int   // cache mounts
 	Blobs     int   // blobs no name or record used
 	Bytes     int64 // freed, as Usage counts it
@@ -130,14 +131,25 @@ func (p *opened) pruneRecords(ctx context.Context, policy cache.Policy, records 
 			return nil, fmt.Errorf("pruning %s cache: %w", p.Name, err)
 		}
 	}
-	if p.sn == nil {
-		return live, nil
+	exists := map[string]bool{}
+	if p.sn != nil {
+		n, freed, err := sweepSnapshots(ctx, p.sn, live)
+		stats.Swept += n
+		stats.Bytes += freed
+		if err == nil {
+			err = p.sn.Walk(ctx, func(i snapshot.Info) error { exists[i.Name] = true; return nil })
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pruning %s snapshots: %w", p.Name, err)
+		}
 	}
-	n, freed, err := sweepSnapshots(ctx, p.sn, live)
-	stats.Swept += n
-	stats.Bytes += freed
-	if err != nil {
-		return nil, fmt.Errorf("pruning %s snapshots: %w", p.Name, err)
+	if p.c != nil {
+		// A copy's content entry is worth keeping while its snapshot is.
+		n, err := p.c.PruneContent(func(name string) bool { return exists[name] })
+		stats.Content += n
+		if err != nil {
+			return nil, fmt.Errorf("pruning %s cache: %w", p.Name, err)
+		}
 	}
 	return live, nil
 }

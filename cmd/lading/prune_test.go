@@ -34,10 +34,18 @@ func TestPruneAndDu(t *testing.T) {
 		t.Errorf("du reports %d records, want 4:\n%s", n, r.stdout)
 	}
 	blobsBefore := countFiles(t, filepath.Join(root, "blobs", "sha256"))
+	content := filepath.Join(root, "cache", "content")
+	if n := countFiles(t, content); n == 0 {
+		t.Error("no copy content entry after two COPY steps")
+	}
 
 	r = lading(t, "", "prune", "--root", root)
 	if r.code != 0 || !strings.Contains(r.stdout, "removed 4 cache records") {
 		t.Fatalf("prune: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Their snapshots went with the records: the entries go too.
+	if n := countFiles(t, content); n != 0 {
+		t.Errorf("%d copy content entries left after prune", n)
 	}
 	// Nothing is left in the snapshotter: no record uses any snapshot.
 	if n := countFiles(t, filepath.Join(root, "snapshots", "overlay", "snapshots")); n != 0 {
