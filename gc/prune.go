@@ -157,6 +157,8 @@ func (p *opened) pruneRecords(ctx context.Context, policy cache.Policy, records 
 // sweepSnapshots removes every snapshot that no live cache record uses,
 // directly or as an ancestor: leftovers of killed builds, base image
 // layers no cached step builds on. Children go before their parents.
+// Then directories no valid record leads to go (see
+// snapshot.OrphanRemover).
 func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.Record) (int, int64, error) {
 	var all []snapshot.Info
 	if err := sn.Walk(ctx, func(i snapshot.Info) error { all = append(all, i); return nil }); err != nil {
@@ -195,6 +197,13 @@ func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.
 			removed++
 			freed += n
 			progress = true
+		}
+	}
+	if o, ok := sn.(snapshot.OrphanRemover); ok {
+		n, err := o.RemoveOrphans(ctx)
+		removed += n
+		if err != nil {
+			return removed, freed, err
 		}
 	}
 	return removed, freed, nil

@@ -44,7 +44,7 @@ func (b *base) Commit(ctx context.Context, name, key string) error {
 	if err := syncFS(b.st.snapshotDir(r.ID)); err != nil {
 		return fmt.Errorf("committing %q: %w", key, err)
 	}
-	return b.st.locked(func() error { return b.st.commit(name, key) })
+	return b.st.locked(func() error { return b.st.commit(name, key, true) })
 }
 
 // CommitUnsynced implements LazyCommitter.
@@ -52,7 +52,7 @@ func (b *base) CommitUnsynced(ctx context.Context, name, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.st.locked(func() error { return b.st.commit(name, key) })
+	return b.st.locked(func() error { return b.st.commit(name, key, false) })
 }
 
 // Sync implements LazyCommitter.
@@ -227,6 +227,45 @@ func (b *base) records() ([]record, error) {
 		return nil, fmt.Errorf("listing snapshots: %w", err)
 	}
 	return recs, nil
+}
+
+// RemoveOrphans implements OrphanRemover.
+func (b *base) RemoveOrphans(ctx context.Context) (int, error) {
+	var trash []string
+	err := b.st.locked(func() error {
+		entries, err := os.ReadDir(filepath.Join(b.st.dir, "snapshots"))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			// Under the lock nothing is half created or removed: a
+			// directory no record and index lead to is a leftover.
+			r, err := b.st.readRecord(e.Name())
+			if err == nil && r.ID == e.Name() {
+				if cur, err := b.st.get(r.Name); err == nil && cur.ID == r.ID {
+					continue
+				}
+			}
+			t := filepath.Join(b.st.dir, "trash", e.Name())
+			if err := os.Rename(b.st.snapshotDir(e.Name()), t); err != nil {
+				return err
+			}
+			trash = append(trash, t)
+		}
+		return nil
+	})
+	for _, t := range trash {
+		if rmErr := os.RemoveAll(t); rmErr != nil && err == nil {
+			err = rmErr
+		}
+	}
+	if err != nil {
+		return len(trash), fmt.Errorf("removing orphan snapshots: %w", err)
+	}
+	return len(trash), nil
 }
 
 // Dirs returns, for each snapshot of sn (by name or key, as Walk lists

@@ -48,6 +48,15 @@ type LazyCommitter interface {
 	Sync(ctx context.Context) error
 }
 
+// An OrphanRemover removes the snapshot directories that no valid record
+// leads to: leftovers of a process killed while creating a snapshot, or
+// of a power loss before unsynced metadata reached the disk. Run it only
+// while nothing else uses the snapshotter. It returns how many it
+// removed.
+type OrphanRemover interface {
+	RemoveOrphans(ctx context.Context) (int, error)
+}
+
 // DirectDir implements DirectWriter: the upper directory of a fresh
 // active snapshot, with the existing ancestors of dir copied up.
 func (o *overlaySnapshotter) DirectDir(ctx context.Context, key, dir string) (string, bool, error) {

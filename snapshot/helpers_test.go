@@ -270,3 +270,6 @@ func listHost(t testing.TB, host, skip string) []string {
 	}
 	return out
 }
+
+// store gives tests the metadata store under a Snapshotter.
+func (b *base) store() *store { return b.st }

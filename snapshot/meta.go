@@ -165,12 +165,25 @@ func (s *store) readRecord(id string) (record, error) {
 	return r, nil
 }
 
-func (s *store) writeRecord(r record) error {
+// writeRecord writes r; durable fsyncs it. A record that is not durable
+// is worthless after a power loss (an active snapshot), or is made
+// durable by the syncfs before anything durable refers to it (see
+// LazyCommitter); records skips a torn one.
+func (s *store) writeRecord(r record, durable bool) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(s.snapshotDir(r.ID), "meta"), b, 0o600)
+	return writeMeta(filepath.Join(s.snapshotDir(r.ID), "meta"), b, durable)
+}
+
+// writeMeta replaces path with data atomically; durable also fsyncs it
+// and its directory.
+func writeMeta(path string, data []byte, durable bool) error {
+	if durable {
+		return atomicfile.Write(path, data, 0o600)
+	}
+	return atomicfile.WriteUnsynced(path, data, 0o600)
 }
 
 // create makes a new snapshot record and its directories; call with the
@@ -206,10 +219,12 @@ func (s *store) create(key, parent, kind string) (record, error) {
 				return err
 			}
 		}
-		if err := s.writeRecord(r); err != nil {
+		// An active snapshot or a view is of no use after a crash: its
+		// metadata is not fsynced.
+		if err := s.writeRecord(r, false); err != nil {
 			return err
 		}
-		return atomicfile.Write(s.indexPath(key), []byte(id), 0o600)
+		return writeMeta(s.indexPath(key), []byte(id), false)
 	}()
 	if err != nil {
 		_ = os.RemoveAll(s.snapshotDir(id))
@@ -238,8 +253,10 @@ func (s *store) newID() (string, error) {
 }
 
 // commit renames active snapshot key to committed name; call with the lock
-// held.
-func (s *store) commit(name, key string) error {
+// held. durable fsyncs the metadata (Commit); CommitUnsynced leaves it,
+// like the files, to the syncfs before a cache record refers to the
+// snapshot.
+func (s *store) commit(name, key string, durable bool) error {
 	if name == "" {
 		return errors.New("empty snapshot name")
 	}
@@ -257,14 +274,17 @@ func (s *store) commit(name, key string) error {
 	}
 	r.Name, r.Kind = name, kindCommitted
 	// The record is the commit point; the index follows it.
-	if err := s.writeRecord(r); err != nil {
+	if err := s.writeRecord(r, durable); err != nil {
 		return fmt.Errorf("committing %q: %w", key, err)
 	}
-	if err := atomicfile.Write(s.indexPath(name), []byte(r.ID), 0o600); err != nil {
+	if err := writeMeta(s.indexPath(name), []byte(r.ID), durable); err != nil {
 		return fmt.Errorf("committing %q: %w", key, err)
 	}
 	if err := os.Remove(s.indexPath(key)); err != nil {
 		return fmt.Errorf("committing %q: %w", key, err)
+	}
+	if !durable {
+		return nil
 	}
 	return atomicfile.SyncDir(filepath.Join(s.dir, "names"))
 }

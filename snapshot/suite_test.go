@@ -41,6 +41,7 @@ func runSuite(t *testing.T, newSn newFunc) {
 		{"Usage", testUsage},
 		{"Walk", testWalk},
 		{"SameSizeMtimeRewrite", testSameSizeMtimeRewrite},
+		{"Orphans", testOrphans},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -665,4 +666,44 @@ func testSameSizeMtimeRewrite(t *testing.T, ctx context.Context, sn Snapshotter,
 	if _, ok := any(sn).(*nativeSnapshotter); ok && strings.Contains(names, " same ") {
 		t.Errorf("layer has the file rewritten with its own bytes:%s", names)
 	}
+}
+
+// testOrphans: what a crash leaves (a snapshot directory without a
+// record, one whose record is torn, one whose index is gone) is removed
+// by RemoveOrphans; valid snapshots, committed or active, stay.
+func testOrphans(t *testing.T, ctx context.Context, sn Snapshotter, work string) {
+	commitTree(t, ctx, sn, work, "base", "", func(root string) { fillBase(t, root) })
+	if _, err := sn.Prepare(ctx, "active", "base"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Prepare(ctx, "torn", "base"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Prepare(ctx, "unindexed", "base"); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(work, "sn")
+	st := sn.(interface{ store() *store }).store()
+	torn, err := st.get("torn")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(st.snapshotDir(torn.ID), "meta"), nil, 0o600))
+	must(t, os.Remove(st.indexPath("unindexed")))
+	must(t, os.MkdirAll(filepath.Join(dir, "snapshots", "0badc0de", "fs"), 0o755))
+
+	n, err := sn.(OrphanRemover).RemoveOrphans(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("RemoveOrphans: %d, %v; want 3", n, err)
+	}
+	var names []string
+	must(t, sn.Walk(ctx, func(i Info) error { names = append(names, i.Name); return nil }))
+	slices.Sort(names)
+	if strings.Join(names, " ") != "active base" {
+		t.Errorf("snapshots left: %q", names)
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "snapshots"))
+	must(t, err)
+	if len(ents) != 2 {
+		t.Errorf("%d snapshot directories left, want 2", len(ents))
+	}
+	must(t, sn.Remove(ctx, "active"))
 }

@@ -18,7 +18,19 @@ func Write(path string, data []byte, perm os.FileMode) error {
 
 // WriteIn is Write with the temporary file in tmpDir, which must be on
 // path's filesystem.
-func WriteIn(tmpDir, path string, data []byte, perm os.FileMode) (err error) {
+func WriteIn(tmpDir, path string, data []byte, perm os.FileMode) error {
+	return write(tmpDir, path, data, perm, true)
+}
+
+// WriteUnsynced is Write without the fsyncs: a killed process still
+// leaves the old content or the new, but a power loss may leave neither.
+// For files a later syncfs makes durable, or that are worthless after a
+// crash.
+func WriteUnsynced(path string, data []byte, perm os.FileMode) error {
+	return write(filepath.Dir(path), path, data, perm, false)
+}
+
+func write(tmpDir, path string, data []byte, perm os.FileMode, durable bool) (err error) {
 	f, err := os.CreateTemp(tmpDir, ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -35,14 +47,19 @@ func WriteIn(tmpDir, path string, data []byte, perm os.FileMode) (err error) {
 	if err = f.Chmod(perm); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
+	if durable {
+		if err = f.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", path, err)
+		}
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	return SyncDir(filepath.Dir(path))
 }
