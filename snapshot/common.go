@@ -212,14 +212,9 @@ func (b *base) records() ([]record, error) {
 			return err
 		}
 		for _, e := range entries {
-			r, err := b.st.readRecord(e.Name())
-			if err != nil {
-				continue // being created or removed
+			if r, ok := b.st.valid(e.Name()); ok {
+				recs = append(recs, r)
 			}
-			if cur, err := b.st.get(r.Name); err != nil || cur.ID != r.ID {
-				continue
-			}
-			recs = append(recs, r)
 		}
 		return nil
 	})
@@ -243,11 +238,8 @@ func (b *base) RemoveOrphans(ctx context.Context) (int, error) {
 			}
 			// Under the lock nothing is half created or removed: a
 			// directory no record and index lead to is a leftover.
-			r, err := b.st.readRecord(e.Name())
-			if err == nil && r.ID == e.Name() {
-				if cur, err := b.st.get(r.Name); err == nil && cur.ID == r.ID {
-					continue
-				}
+			if _, ok := b.st.valid(e.Name()); ok {
+				continue
 			}
 			t := filepath.Join(b.st.dir, "trash", e.Name())
 			if err := os.Rename(b.st.snapshotDir(e.Name()), t); err != nil {

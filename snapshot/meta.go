@@ -153,6 +153,17 @@ func (s *store) get(name string) (record, error) {
 	return r, err
 }
 
+// valid returns the record in the snapshot directory id if it is whole
+// and its name's index leads back to it; call with the lock held.
+func (s *store) valid(id string) (record, bool) {
+	r, err := s.readRecord(id)
+	if err != nil || r.ID != id {
+		return record{}, false
+	}
+	cur, err := s.get(r.Name)
+	return r, err == nil && cur.ID == r.ID
+}
+
 func (s *store) readRecord(id string) (record, error) {
 	var r record
 	b, err := os.ReadFile(filepath.Join(s.snapshotDir(id), "meta"))
