@@ -68,12 +68,12 @@ type LayerWriter struct {
 	size int64     // tar bytes so far
 	// The member being written: its tar bytes are buffered in head until
 	// they reach parallelThreshold.
-	start int64
-	head  []byte
-	pz    *pgzip.Writer
-	// headHash hashes the compressed bytes of the first member (after
-	// KeepHead) until a Cut ends it; first then describes it.
-	headHash hash.Hash
+	head []byte
+	pz   *pgzip.Writer
+	// keepHead (KeepHead): the first Cut describes the first member in
+	// first. That member starts the blob, so the blob's running digest
+	// at the Cut is the member's.
+	keepHead bool
 	first    *Part
 	members  int // members ended
 }
@@ -101,18 +101,7 @@ func NewLayerWriter(s *store.Store) (*LayerWriter, error) {
 
 // KeepHead makes Commit describe the blob's first member (see Part),
 // for a later Splice. Call it before writing.
-func (w *LayerWriter) KeepHead() { w.headHash = sha256.New() }
-
-// blobSink is where members are compressed to: the blob, and while the
-// first member is kept, its hash.
-type blobSink struct{ w *LayerWriter }
-
-func (b blobSink) Write(p []byte) (int, error) {
-	if b.w.headHash != nil {
-		b.w.headHash.Write(p)
-	}
-	return b.w.bw.Write(p)
-}
+func (w *LayerWriter) KeepHead() { w.keepHead = true }
 
 // Write adds tar bytes to the current member.
 func (w *LayerWriter) Write(p []byte) (int, error) {
@@ -125,7 +114,7 @@ func (w *LayerWriter) Write(p []byte) (int, error) {
 		w.head = append(w.head, p...)
 		return len(p), nil
 	}
-	pz, err := pgzip.NewWriterLevel(blobSink{w}, CompressionLevel)
+	pz, err := pgzip.NewWriterLevel(w.bw, CompressionLevel)
 	if err == nil {
 		err = pz.SetConcurrency(parallelBlock, goruntime.NumCPU())
 	}
@@ -149,7 +138,7 @@ func (w *LayerWriter) Cut() error {
 	if w.pz == nil && len(w.head) == 0 {
 		return nil
 	}
-	keep := w.headHash != nil && w.members == 0
+	keep := w.keepHead && w.members == 0
 	if err := w.endMember(); err != nil || !keep {
 		return err
 	}
@@ -157,8 +146,7 @@ func (w *LayerWriter) Cut() error {
 	if err != nil {
 		return fmt.Errorf("writing layer: %w", err)
 	}
-	w.first = &Part{Size: w.start, Digest: sumOf(w.headHash), TarSize: w.size, TarState: state}
-	w.headHash = nil
+	w.first = &Part{Size: w.bw.Size(), Digest: w.bw.Digest(), TarSize: w.size, TarState: state}
 	return nil
 }
 
@@ -171,7 +159,7 @@ func (w *LayerWriter) endMember() error {
 			return fmt.Errorf("writing layer: %w", err)
 		}
 	} else {
-		gz, err := gzip.NewWriterLevel(blobSink{w}, CompressionLevel)
+		gz, err := gzip.NewWriterLevel(w.bw, CompressionLevel)
 		if err == nil {
 			_, err = gz.Write(w.head)
 		}
@@ -184,11 +172,8 @@ func (w *LayerWriter) endMember() error {
 		w.head = w.head[:0]
 	}
 	w.members++
-	w.start = w.bw.Size()
 	return nil
 }
-
-func sumOf(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
 
 // Splice starts the layer with the first member of the store blob src,
 // which p describes (Commit's Part for it): its bytes are copied, and
@@ -207,15 +192,15 @@ func (w *LayerWriter) Splice(ctx context.Context, src string, p Part) error {
 		return fmt.Errorf("reusing a layer part: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	// Large reads: fewer writes to the blob.
+	// Large reads: fewer writes to the blob. The part starts the blob, so
+	// the blob's digest so far is the part's.
 	buf := make([]byte, 256<<10)
-	n, err := io.CopyBuffer(io.MultiWriter(w.bw, h), ctxReader{ctx, io.NewSectionReader(f, 0, p.Size)}, buf)
+	n, err := io.CopyBuffer(w.bw, ctxReader{ctx, io.NewSectionReader(f, 0, p.Size)}, buf)
 	switch {
 	case err != nil:
 	case n != p.Size:
 		err = fmt.Errorf("blob %s is shorter than the part it should hold", src)
-	case sumOf(h) != p.Digest:
+	case w.bw.Digest() != p.Digest:
 		err = fmt.Errorf("the first %d bytes of blob %s are not the part recorded", p.Size, src)
 	default:
 		err = w.diff.(encoding.BinaryUnmarshaler).UnmarshalBinary(p.TarState)
@@ -225,9 +210,7 @@ func (w *LayerWriter) Splice(ctx context.Context, src string, p Part) error {
 	}
 	w.size = p.TarSize
 	w.first = &p
-	w.headHash = nil
 	w.members = 1
-	w.start = n
 	return nil
 }
 
