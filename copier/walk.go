@@ -79,16 +79,15 @@ func (s *selector) walk(out *[]Source, top Source, dir, rel string, st state) er
 		}
 	}
 	root := &dirList{}
-	w.read(root, own, dir, rel, "", st)
+	w.read(root, own, dir, rel, st)
 	w.wg.Wait()
 	*out = slices.Grow(*out, int(w.n.Load()))
 	return w.emit(out, root)
 }
 
-// read fills l with the entries of dir (rel from the root, sub from the
-// match), reading its subdirectories too; m are this goroutine's
-// matchers.
-func (w *walker) read(l *dirList, m *matchers, dir, rel, sub string, parent state) {
+// read fills l with the entries of dir (rel from the root), reading its
+// subdirectories too; m are this goroutine's matchers.
+func (w *walker) read(l *dirList, m *matchers, dir, rel string, parent state) {
 	s := w.s
 	if s.onRead != nil {
 		s.onRead(dir)
@@ -136,7 +135,7 @@ func (w *walker) read(l *dirList, m *matchers, dir, rel, sub string, parent stat
 		ent := walkEntry{src: src, keep: keep}
 		if info.IsDir() {
 			ent.below = &dirList{}
-			w.spawn(ent.below, m, src.Path, src.Rel, src.Sub, st)
+			w.spawn(ent.below, m, src.Path, src.Rel, st)
 		}
 		l.ents = append(l.ents, ent)
 	}
@@ -145,17 +144,17 @@ func (w *walker) read(l *dirList, m *matchers, dir, rel, sub string, parent stat
 
 // spawn reads the directory dir into l on an idle goroutine, or on this
 // one (with its matchers m) when none is idle.
-func (w *walker) spawn(l *dirList, m *matchers, dir, rel, sub string, st state) {
+func (w *walker) spawn(l *dirList, m *matchers, dir, rel string, st state) {
 	select {
 	case idle := <-w.idle:
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			w.read(l, idle, dir, rel, sub, st)
+			w.read(l, idle, dir, rel, st)
 			w.idle <- idle
 		}()
 	default:
-		w.read(l, m, dir, rel, sub, st)
+		w.read(l, m, dir, rel, st)
 	}
 }
 
