@@ -189,8 +189,8 @@ func statOf(f File) (*syscall.Stat_t, error) {
 }
 
 // lookup returns the recorded content digest of abs if its stat matches.
+// Its callers (Digest, DigestFiles) have waited for the load.
 func (c *StatCache) lookup(abs string, st *syscall.Stat_t) ([sha256.Size]byte, bool) {
-	<-c.loaded
 	c.mu.RLock()
 	e, ok := c.entries[abs]
 	c.mu.RUnlock()
