@@ -131,21 +131,21 @@ func (p *opened) pruneRecords(ctx context.Context, policy cache.Policy, records 
 			return nil, fmt.Errorf("pruning %s cache: %w", p.Name, err)
 		}
 	}
-	exists := map[string]bool{}
+	var left map[string]bool
 	if p.sn != nil {
-		n, freed, err := sweepSnapshots(ctx, p.sn, live)
+		var n int
+		var freed int64
+		var err error
+		left, n, freed, err = sweepSnapshots(ctx, p.sn, live)
 		stats.Swept += n
 		stats.Bytes += freed
-		if err == nil {
-			err = p.sn.Walk(ctx, func(i snapshot.Info) error { exists[i.Name] = true; return nil })
-		}
 		if err != nil {
 			return nil, fmt.Errorf("pruning %s snapshots: %w", p.Name, err)
 		}
 	}
 	if p.c != nil {
 		// A copy's content entry is worth keeping while its snapshot is.
-		n, err := p.c.PruneContent(func(name string) bool { return exists[name] })
+		n, err := p.c.PruneContent(func(name string) bool { return left[name] })
 		stats.Content += n
 		if err != nil {
 			return nil, fmt.Errorf("pruning %s cache: %w", p.Name, err)
@@ -158,11 +158,11 @@ func (p *opened) pruneRecords(ctx context.Context, policy cache.Policy, records 
 // directly or as an ancestor: leftovers of killed builds, base image
 // layers no cached step builds on. Children go before their parents.
 // Then directories no valid record leads to go (see
-// snapshot.OrphanRemover).
-func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.Record) (int, int64, error) {
+// snapshot.OrphanRemover). It returns the names of the snapshots left.
+func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.Record) (left map[string]bool, removed int, freed int64, err error) {
 	var all []snapshot.Info
 	if err := sn.Walk(ctx, func(i snapshot.Info) error { all = append(all, i); return nil }); err != nil {
-		return 0, 0, err
+		return nil, 0, 0, err
 	}
 	parent := map[string]string{}
 	children := map[string]int{}
@@ -179,7 +179,10 @@ func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.
 		}
 	}
 	size := snapshotSize(ctx, sn)
-	removed, freed := 0, int64(0)
+	left = map[string]bool{}
+	for _, i := range all {
+		left[i.Name] = true
+	}
 	for progress := true; progress; {
 		progress = false
 		for _, i := range all {
@@ -188,9 +191,10 @@ func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.
 			}
 			n := size(i.Name)
 			if err := sn.Remove(ctx, i.Name); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
-				return removed, freed, fmt.Errorf("removing snapshot %s: %w", i.Name, err)
+				return left, removed, freed, fmt.Errorf("removing snapshot %s: %w", i.Name, err)
 			}
 			keep[i.Name] = true // done with it
+			delete(left, i.Name)
 			if i.Parent != "" {
 				children[i.Parent]--
 			}
@@ -203,10 +207,10 @@ func sweepSnapshots(ctx context.Context, sn snapshot.Snapshotter, live []*cache.
 		n, err := o.RemoveOrphans(ctx)
 		removed += n
 		if err != nil {
-			return removed, freed, err
+			return left, removed, freed, err
 		}
 	}
-	return removed, freed, nil
+	return left, removed, freed, nil
 }
 
 func snapshotSize(ctx context.Context, sn snapshot.Snapshotter) func(string) int64 {
